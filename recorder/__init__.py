@@ -1,0 +1,3 @@
+"""Live capture: websocket connections, journal, partition writer, gap detector, REST repair."""
+
+__all__: list[str] = []

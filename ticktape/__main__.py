@@ -1,0 +1,5 @@
+"""``python -m ticktape``."""
+
+from ticktape.cli import main
+
+main()

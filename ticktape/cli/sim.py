@@ -1,0 +1,1 @@
+"""``ticktape sim``: placeholder module, replaced by the simulated exchange command."""
