@@ -55,6 +55,7 @@ class Message:
     seq: int
     raw: str
     source: Source
+    _data: Any
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from schemas.errors import TicktapeError
 from ticktape.cli._group import cli
 
 # Each import below registers its commands on ``cli``.
-from ticktape.cli import sim as _sim  # noqa: F401,E402  isort: skip
+from ticktape.cli import sim as _sim  # noqa: F401  isort: skip
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
