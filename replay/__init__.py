@@ -1,3 +1,30 @@
 """Archive reading, merge, pacing, the Binance wire server (replay and sim), order book, catalog."""
 
-__all__: list[str] = []
+from replay._archive import BASE_COLUMNS, Archive, Partition
+from replay._book import BookState, OrderBook
+from replay._book_check import BookCheck, check_book_tickers
+from replay._hash import ContentHasher, HashingHandler
+from replay._merge import merge_archive, merge_runs
+from replay._pacer import Pacer, PacerStats
+from replay._replayer import Replayer, ReplayStats
+from replay._times import format_ns, parse_time
+
+__all__ = [
+    "BASE_COLUMNS",
+    "Archive",
+    "BookCheck",
+    "BookState",
+    "ContentHasher",
+    "HashingHandler",
+    "OrderBook",
+    "Pacer",
+    "PacerStats",
+    "Partition",
+    "ReplayStats",
+    "Replayer",
+    "check_book_tickers",
+    "format_ns",
+    "merge_archive",
+    "merge_runs",
+    "parse_time",
+]

@@ -15,6 +15,11 @@ from ticktape.cli._group import cli
 
 # Each import below registers its commands on ``cli``.
 from ticktape.cli import sim as _sim  # noqa: F401  isort: skip
+from ticktape.cli import replay as _replay  # noqa: F401  isort: skip
+from ticktape.cli import record as _record  # noqa: F401  isort: skip
+from ticktape.cli import query as _query  # noqa: F401  isort: skip
+from ticktape.cli import tools as _tools  # noqa: F401  isort: skip
+from ticktape.cli import importer as _importer  # noqa: F401  isort: skip
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

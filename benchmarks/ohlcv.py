@@ -1,0 +1,152 @@
+"""1-minute OHLCV over millions of aggTrades: the ticktape DuckDB views vs one flat file.
+
+The data set is built once into ``benchmarks/.cache``: one 15-minute partition worth of
+BTCUSDT aggTrades is parsed by the real table code (``schemas.tables.build_batch``), then
+tiled over a UTC day with times, ids and prices shifted per tile (the ``raw`` text is tiled
+unchanged; the query never reads it). Tiles are written in the archive layout
+(``streams/stream=btcusdt@aggTrade/date=.../<first>-<last>.parquet``, zstd, row groups like
+the writer's) and, for the baseline, concatenated into one flat Parquet file. Both are
+queried with the same SQL after a warm-up run; the figure is the best of three.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from benchmarks._common import Config, Figure, Outcome, at_most, missing
+from benchmarks._feed import FeedGenerator
+from benchmarks.storage import SESSION_T0_NS
+from schemas import layout
+from schemas.message import Message
+
+NAME = "ohlcv"
+KEYS = ["ohlcv_10m_s", "ohlcv_flat_baseline_s"]
+STREAM = "btcusdt@aggTrade"
+TILES = 96
+"""15-minute partitions in a day."""
+TILE_NS = 900 * 1_000_000_000
+ROW_GROUP_ROWS = 40_000
+"""About the writer's 8 MB-of-raw row groups at ~200 B per aggTrade."""
+
+SQL = """
+SELECT event_time_ns // 60000000000 AS minute,
+       arg_min(price, agg_trade_id) AS open, max(price) AS high, min(price) AS low,
+       arg_max(price, agg_trade_id) AS close, sum(qty) AS volume, count(*) AS trades
+FROM {source}
+GROUP BY 1 ORDER BY 1
+"""
+
+
+def _day_start(ns: int) -> int:
+    return ns - ns % (86_400 * 1_000_000_000)
+
+
+def _shift(col: pa.Array[Any], by: float | int) -> pa.Array[Any]:
+    return pc.add(col, pa.scalar(by, col.type))  # type: ignore[no-any-return]
+
+
+def build(dest: Path, rows: int) -> tuple[Path, Path]:
+    """Write the archive and the flat file under ``dest`` (once); return both paths."""
+    archive, flat = dest / "archive", dest / "flat.parquet"
+    if flat.exists() and (archive / "streams").is_dir():
+        return archive, flat
+    shutil.rmtree(dest, ignore_errors=True)
+    from schemas.tables import build_batch
+
+    per_tile = rows // TILES
+    day0 = _day_start(SESSION_T0_NS)
+    feed = FeedGenerator(seed=11).agg_trades("btcusdt", per_tile, TILE_NS - 1_000_000)
+    msgs = [Message(STREAM, day0 + m.offset_ns, m.payload, conn_id=1, seq=i)
+            for i, m in enumerate(feed)]
+    base = build_batch(STREAM, msgs)
+    names = base.schema.names
+    ns_cols = [c for c in ("recv_ns", "event_time_ns", "trade_time_ns") if c in names]
+    id_cols = [c for c in ("seq", "agg_trade_id", "first_trade_id", "last_trade_id")
+               if c in names]
+    last_id = int(pc.max(base.column("last_trade_id")).as_py() or 0)
+    first_id = int(pc.min(base.column("first_trade_id")).as_py() or 0)
+    id_span = last_id - first_id + 1
+    dest.mkdir(parents=True)
+    tiles: list[pa.RecordBatch] = []
+    for t in range(TILES):
+        cols = {n: base.column(n) for n in names}
+        for c in ns_cols:
+            cols[c] = _shift(cols[c], t * TILE_NS)
+        for c in id_cols:
+            cols[c] = _shift(cols[c], t * (per_tile if c in ("seq", "agg_trade_id")
+                                           else id_span))
+        for c in ("price",):
+            cols[c] = _shift(cols[c], float((t % 7) - 3) * 25.0)
+        tile = pa.RecordBatch.from_arrays([cols[n] for n in names], schema=base.schema)
+        recv = tile.column("recv_ns")
+        lo, hi = int(pc.min(recv).as_py() or 0), int(pc.max(recv).as_py() or 0)
+        path = archive / layout.partition_path(STREAM, lo, hi)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_batches([tile]), path, compression="zstd",
+                       compression_level=3, row_group_size=ROW_GROUP_ROWS)
+        tiles.append(tile)
+    pq.write_table(pa.Table.from_batches(tiles), flat, compression="zstd",
+                   compression_level=3, row_group_size=ROW_GROUP_ROWS)
+    return archive, flat
+
+
+def _timed(con: duckdb.DuckDBPyConnection, sql: str, repeats: int = 3) -> tuple[float, int]:
+    con.execute(sql).fetchall()  # warm-up: metadata and OS page cache
+    best, n = float("inf"), 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        n = len(con.execute(sql).fetchall())
+        best = min(best, time.perf_counter() - t0)
+    return best, n
+
+
+def run(cfg: Config) -> Outcome:
+    """Time the same OHLCV SQL through the catalog view and on the flat file."""
+    out = Outcome()
+    rows = cfg.pick(2_000_000, 10_000_000)
+    reason = missing("replay._catalog") or missing("schemas.tables")
+    if reason:
+        out.not_measured("OHLCV 1m", KEYS, reason, "s")
+        return out
+    from replay._catalog import connect
+
+    from schemas.tables import table_for
+
+    # The cache is keyed by the stored schema, which may change between versions.
+    tag = hashlib.sha256(str(table_for(STREAM).schema).encode()).hexdigest()[:10]
+    for old in cfg.cache.glob(f"ohlcv-{rows}-*"):
+        if old.name != f"ohlcv-{rows}-{tag}":
+            shutil.rmtree(old, ignore_errors=True)
+    archive, flat = build(cfg.cache / f"ohlcv-{rows}-{tag}", rows)
+    con = connect(archive)
+    try:
+        t_view, n_view = _timed(con, SQL.format(source="agg_trades"))
+    finally:
+        con.close()
+    flat_con = duckdb.connect(":memory:")
+    try:
+        t_flat, n_flat = _timed(flat_con, SQL.format(source=f"read_parquet('{flat}')"))
+    finally:
+        flat_con.close()
+    label = f"OHLCV 1m over {rows / 1e6:.0f}M aggTrades, warm ({n_view} bars)"
+    if cfg.quick:
+        label += " (quick: fewer rows than the 10M goal)"
+    out.figures.append(Figure(label, t_view, "s", t_flat, "<= 0.3 s; ratio <= 1.3",
+                              at_most(t_view, 0.3) and at_most(t_view / t_flat, 1.3)))
+    if n_view != n_flat:
+        out.notes.append(f"ohlcv: view gave {n_view} bars, flat file {n_flat}")
+    out.keys.update({"ohlcv_10m_s": round(t_view, 4), "ohlcv_flat_baseline_s": round(t_flat, 4),
+                     "ohlcv_rows": rows, "ohlcv_ratio": round(t_view / t_flat, 3)})
+    return out
+
+
+__all__ = ["NAME", "SQL", "build", "run"]

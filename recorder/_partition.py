@@ -1,0 +1,239 @@
+"""One Parquet partition being written: rows in, row groups out, sealed by an atomic rename.
+
+A partition collects the messages of one stream inside one rotation window (never across a
+UTC day). Rows are buffered until a row group is worth writing; the first row group opens a
+``pyarrow.parquet.ParquetWriter`` on ``<first_ns>-open.parquet.tmp`` in the partition's date
+directory, so memory per stream stays bounded by one row group. :meth:`OpenPartition.seal`
+writes the rest, adds the key-value metadata, fsyncs and renames the file onto
+``<first_ns>-<last_ns>.parquet``. A crash leaves at most a ``*.parquet.tmp``, which
+:func:`recorder._fs.sweep_tmp` deletes on the next start (the rows are still in the journal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import struct
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recorder._fs import ensure_dir, publish, remove_quietly
+from schemas import layout
+from schemas.message import Gap, Message
+from schemas.tables import build_batch, table_for
+
+CHECKSUM_ALGO = "sha256 over rows in file order of i64le(recv_ns) u32le(len(raw)) raw(utf-8)"
+"""How ``ticktape.content_sha256`` is computed (``verify``/``compact`` recompute it)."""
+
+META_PREFIX = "ticktape."
+_GAP_FIELDS: list[pa.Field[Any]] = [
+    pa.field("stream", pa.string(), nullable=False),
+    pa.field("start_ns", pa.int64(), nullable=False),
+    pa.field("end_ns", pa.int64(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("detail", pa.string(), nullable=False),
+    pa.field("recovered", pa.bool_(), nullable=False),
+]
+GAP_SCHEMA = pa.schema(_GAP_FIELDS)
+"""Columns of the ``gaps`` table (DESIGN.md)."""
+
+_ROW = struct.Struct("<qI")
+
+
+def recorder_version() -> str:
+    """The ticktape version written into every file's metadata."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return version("ticktape")
+        except PackageNotFoundError:
+            pass
+        from ticktape._version import __version__
+        return __version__
+    except ImportError:  # pragma: no cover - a broken install
+        return "unknown"
+
+
+def update_checksum(h: Any, rows: Iterable[tuple[int, str]]) -> None:
+    """Feed ``(recv_ns, raw)`` rows into a ``hashlib`` object per :data:`CHECKSUM_ALGO`."""
+    pack = _ROW.pack
+    parts: list[bytes] = []
+    for recv_ns, raw in rows:
+        b = raw.encode()
+        parts.append(pack(recv_ns, len(b)))
+        parts.append(b)
+    h.update(b"".join(parts))
+
+
+def content_checksum(rows: Iterable[tuple[int, str]]) -> str:
+    """Hex digest of ``(recv_ns, raw)`` rows, as stored in ``ticktape.content_sha256``."""
+    h = hashlib.sha256()
+    update_checksum(h, rows)
+    return h.hexdigest()
+
+
+def _writer(path: Path, schema: pa.Schema, level: int) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, schema, compression="zstd", compression_level=level,
+                            write_statistics=True)
+
+
+class OpenPartition:
+    """The partition of ``stream`` for ``[window_start, window_end)``, being written."""
+
+    def __init__(self, root: Path, stream: str, window: tuple[int, int], segment: int,
+                 level: int) -> None:
+        self.root = root
+        self.stream = stream
+        self.window_start, self.window_end = window
+        self.min_segment = segment
+        self.level = level
+        self.first_ns = window[1]
+        self.last_ns = -1
+        self.rows = 0
+        self.total_bytes = 0
+        self.pending: list[Message] = []
+        self.pending_bytes = 0
+        self._hash = hashlib.sha256()
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: Path | None = None
+
+    @property
+    def has_file(self) -> bool:
+        """True once a row group has been written to the ``.tmp`` file."""
+        return self._writer is not None
+
+    def add(self, m: Message) -> None:
+        """Buffer one row (the caller has checked it belongs to this window)."""
+        self.pending.append(m)
+        n = len(m.raw) + 48
+        self.pending_bytes += n
+        self.total_bytes += n
+        t = m.recv_ns
+        if t > self.last_ns:
+            self.last_ns = t
+        if t < self.first_ns:
+            self.first_ns = t
+
+    def flush_rows(self) -> None:
+        """Write the buffered rows as one row group."""
+        if not self.pending:
+            return
+        rows, self.pending = self.pending, []
+        self.pending_bytes = 0
+        if self._writer is None:
+            directory = self.root / layout.partition_dir(self.stream,
+                                                         layout.date_of_ns(self.first_ns))
+            ensure_dir(directory, self.root)
+            self._tmp = directory / f"{self.first_ns}-open{layout.PARTITION_SUFFIX}.tmp"
+            self._writer = _writer(self._tmp, table_for(self.stream).schema, self.level)
+        update_checksum(self._hash, ((m.recv_ns, m.raw) for m in rows))
+        self._writer.write_batch(build_batch(self.stream, rows))
+        self.rows += len(rows)
+
+    def seal(self) -> Path | None:
+        """Write what is left, add metadata, publish atomically; ``None`` if empty."""
+        self.flush_rows()
+        if self._writer is None or self._tmp is None:
+            return None
+        writer, tmp = self._writer, self._tmp
+        self._writer = None
+        try:
+            writer.add_key_value_metadata(self._metadata())
+        finally:
+            writer.close()
+        final = self.root / layout.partition_path(self.stream, self.first_ns, self.last_ns)
+        publish(tmp, final)
+        self._tmp = None
+        return final
+
+    def abort(self) -> None:
+        """Drop the ``.tmp`` file (error path; the rows stay in the journal)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                writer.close()
+        if self._tmp is not None:
+            remove_quietly(self._tmp)
+            self._tmp = None
+        self.pending = []
+
+    def _metadata(self) -> dict[str, str]:
+        return {
+            f"{META_PREFIX}version": recorder_version(),
+            f"{META_PREFIX}schema_version": str(layout.SCHEMA_VERSION),
+            f"{META_PREFIX}stream": self.stream,
+            f"{META_PREFIX}table": table_for(self.stream).name,
+            f"{META_PREFIX}first_recv_ns": str(self.first_ns),
+            f"{META_PREFIX}last_recv_ns": str(self.last_ns),
+            f"{META_PREFIX}rows": str(self.rows),
+            f"{META_PREFIX}content_sha256": self._hash.hexdigest(),
+            f"{META_PREFIX}checksum_algo": CHECKSUM_ALGO,
+        }
+
+
+def day_window(recv_ns: int, rotate_ns: int) -> tuple[int, int]:
+    """The rotation window ``[start, end)`` holding ``recv_ns``, clipped to its UTC day."""
+    day = 86_400 * 1_000_000_000
+    day_start = recv_ns - recv_ns % day
+    aligned = recv_ns - recv_ns % rotate_ns
+    return max(aligned, day_start), min(aligned + rotate_ns, day_start + day)
+
+
+def write_gaps_file(root: Path, gaps: Sequence[Gap], level: int = 3) -> Path:
+    """Write ``gaps`` (all of one UTC date of ``start_ns``) as one sealed gaps partition.
+
+    If a gaps file of the same name exists (same first and last start), its rows are merged
+    in and the result replaces it; gaps are a set, so nothing is lost.
+    """
+    rows = sorted(gaps, key=lambda g: (g.start_ns, g.end_ns, g.stream, g.kind.value))
+    final = root / layout.gaps_path(rows[0].start_ns, rows[-1].start_ns)
+    ensure_dir(final.parent, root)
+    table = gaps_table(rows)
+    replace = final.exists()
+    if replace:
+        old = pq.read_table(final, schema=GAP_SCHEMA)
+        table = pa.concat_tables([old, table]).sort_by([("start_ns", "ascending")])
+    tmp = final.with_name(final.name + layout.TMP_SUFFIX)
+    meta = {
+        f"{META_PREFIX}version": recorder_version(),
+        f"{META_PREFIX}schema_version": str(layout.SCHEMA_VERSION),
+        f"{META_PREFIX}table": "gaps",
+        f"{META_PREFIX}rows": str(table.num_rows),
+    }
+    try:
+        pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd",
+                       compression_level=level)
+        publish(tmp, final, overwrite=replace)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    return final
+
+
+def gaps_table(gaps: Sequence[Gap]) -> pa.Table:
+    """The gaps rows as an Arrow table of :data:`GAP_SCHEMA`."""
+    return pa.table({
+        "stream": [g.stream for g in gaps],
+        "start_ns": [g.start_ns for g in gaps],
+        "end_ns": [g.end_ns for g in gaps],
+        "kind": [g.kind.value for g in gaps],
+        "detail": [g.detail for g in gaps],
+        "recovered": [g.recovered for g in gaps],
+    }, schema=GAP_SCHEMA)
+
+
+__all__ = [
+    "CHECKSUM_ALGO",
+    "GAP_SCHEMA",
+    "OpenPartition",
+    "content_checksum",
+    "day_window",
+    "gaps_table",
+    "recorder_version",
+    "update_checksum",
+    "write_gaps_file",
+]

@@ -1,0 +1,211 @@
+"""Journal recovery: replay unsealed segments into sealed Parquet, exactly once.
+
+A segment outlives its rows' partitions only briefly (deletion follows sealing), so after a
+crash some of its rows may already be sealed. Recovery therefore subtracts, per stream, the
+``(recv_ns, conn_id, seq)`` keys (as a multiset) already present in sealed partitions that
+overlap the recovered time range, and gaps by ``(stream, start_ns, end_ns, kind)``; what
+remains is written through a :class:`~recorder._writer.PartitionSet` with the live rotation
+rules. A torn or corrupt tail is truncated and reported, never raised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recorder._fs import archive_error, fsync_dir
+from recorder._journal import SegmentReader, truncate_segment
+from recorder._partition import GAP_SCHEMA
+from recorder._writer import PartitionSet, WriterConfig
+from schemas import layout
+from schemas.errors import ArchiveError
+from schemas.message import Gap, GapKind, Message
+
+QUEUE_FULL_DETAIL = "writer queue full"
+"""Prefix of the detail of a queue-drop gap (its rows are restored from the journal)."""
+_CHUNK = 20_000
+
+Key = tuple[int, int, int]
+GapKey = tuple[str, int, int, str]
+
+
+@dataclass
+class RecoveryReport:
+    """What :meth:`recorder._storage.Storage.open` found and did."""
+
+    segments: int = 0
+    journaled_messages: int = 0
+    written_messages: int = 0
+    already_sealed: int = 0
+    journaled_gaps: int = 0
+    written_gaps: int = 0
+    torn_bytes: int = 0
+    dropped_records: int = 0
+    damaged: list[str] = field(default_factory=list)
+    """One line per damaged segment: name, reason, bytes dropped."""
+    tmp_removed: int = 0
+    last_recv_ns: int | None = None
+    """recv_ns of the last journaled message: the start of the ``recorder_down`` gap."""
+    last_by_stream: dict[str, Message] = field(default_factory=dict)
+    """Last journaled message per stream (seeds the gap detector's sequence state)."""
+
+    def merge(self, other: RecoveryReport) -> RecoveryReport:
+        """Sum of two reports (counts add, the later ``last_*`` wins)."""
+        out = dataclasses.replace(self, damaged=[*self.damaged, *other.damaged],
+                                  last_by_stream={**self.last_by_stream, **other.last_by_stream})
+        for f in ("segments", "journaled_messages", "written_messages", "already_sealed",
+                  "journaled_gaps", "written_gaps", "torn_bytes", "dropped_records",
+                  "tmp_removed"):
+            setattr(out, f, getattr(self, f) + getattr(other, f))
+        if other.last_recv_ns is not None:
+            out.last_recv_ns = max(self.last_recv_ns or 0, other.last_recv_ns)
+        return out
+
+
+class _Sealed:
+    """Keys already in sealed files, loaded lazily per stream from overlapping partitions."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._keys: dict[str, Counter[Key]] = {}
+        self._gap_keys: Counter[GapKey] | None = None
+
+    def keys(self, stream: str, from_ns: int) -> Counter[Key]:
+        found = self._keys.get(stream)
+        if found is None:
+            found = self._keys[stream] = Counter()
+            base = self.root / layout.stream_dir(stream)
+            for path in base.glob(f"date=*/*{layout.PARTITION_SUFFIX}") if base.is_dir() else ():
+                rng = layout.parse_partition_name(path.name)
+                if rng is None or rng[1] < from_ns:
+                    continue
+                t = _read(path, ["recv_ns", "conn_id", "seq"])
+                cols: list[list[int]] = [t.column(i).to_pylist() for i in range(3)]  # type: ignore[misc]
+                found.update(zip(*cols, strict=True))
+        return found
+
+    def gap_keys(self, from_ns: int) -> Counter[GapKey]:
+        if self._gap_keys is None:
+            self._gap_keys = Counter()
+            base = self.root / layout.GAPS_DIR
+            for path in base.glob(f"date=*/*{layout.PARTITION_SUFFIX}") if base.is_dir() else ():
+                rng = layout.parse_partition_name(path.name)
+                if rng is None or rng[1] < from_ns:
+                    continue
+                t = _read(path, ["stream", "start_ns", "end_ns", "kind"], GAP_SCHEMA)
+                self._gap_keys.update(zip(*(t.column(i).to_pylist() for i in range(4)),
+                                          strict=True))
+        return self._gap_keys
+
+
+def _read(path: Path, columns: list[str], schema: pa.Schema | None = None) -> pa.Table:
+    try:
+        return pq.read_table(path, columns=columns, schema=schema)
+    except (OSError, pa.ArrowException) as exc:
+        raise archive_error(exc, "read sealed partition", path) from exc
+
+
+def recover_segments(root: Path, segments: Iterable[tuple[int, Path]],
+                     config: WriterConfig) -> RecoveryReport:
+    """Write every journaled row of ``segments`` not yet sealed; delete the segments."""
+    report = RecoveryReport()
+    sealed = _Sealed(root)
+    parts = PartitionSet(root, config)
+    done: list[Path] = []
+    try:
+        for _, path in segments:
+            _recover_one(path, sealed, parts, report)
+            done.append(path)
+        parts.seal_all()
+    except ArchiveError:
+        parts.abort_all()
+        raise
+    except BaseException as exc:
+        parts.abort_all()
+        raise archive_error(exc, "recover journal into", root) from exc
+    for path in done:
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise archive_error(exc, "delete recovered journal segment", path) from exc
+    if done:
+        try:
+            fsync_dir(done[0].parent)
+        except OSError as exc:
+            raise archive_error(exc, "sync journal directory", done[0].parent) from exc
+    return report
+
+
+def _recover_one(path: Path, sealed: _Sealed, parts: PartitionSet,
+                 report: RecoveryReport) -> None:
+    reader = SegmentReader(path)
+    msgs: list[Message] = []
+    gaps: list[Gap] = []
+    report.segments += 1
+    for rec in reader.records():
+        if isinstance(rec, Message):
+            msgs.append(rec)
+            if len(msgs) >= _CHUNK:
+                _write_chunk(msgs, sealed, parts, report)
+                msgs = []
+        else:
+            gaps.append(rec)
+    _write_chunk(msgs, sealed, parts, report)
+    _write_gaps(gaps, sealed, parts, report)
+    if reader.torn_bytes:
+        report.torn_bytes += reader.torn_bytes
+        report.dropped_records += reader.dropped_records
+        report.damaged.append(f"{path.name}: {reader.error}, {reader.torn_bytes} bytes and "
+                              f"at least {reader.dropped_records} record(s) dropped")
+        truncate_segment(path, reader.valid_bytes)
+
+
+def _write_chunk(msgs: list[Message], sealed: _Sealed, parts: PartitionSet,
+                 report: RecoveryReport) -> None:
+    if not msgs:
+        return
+    report.journaled_messages += len(msgs)
+    fresh: list[Message] = []
+    last = report.last_by_stream
+    for m in msgs:
+        keys = sealed.keys(m.stream, m.recv_ns)
+        key = (m.recv_ns, m.conn_id, m.seq)
+        if keys[key] > 0:
+            keys[key] -= 1
+            report.already_sealed += 1
+        else:
+            fresh.append(m)
+        last[m.stream] = m
+        if report.last_recv_ns is None or m.recv_ns > report.last_recv_ns:
+            report.last_recv_ns = m.recv_ns
+    parts.add(fresh, 0)
+    report.written_messages += len(fresh)
+
+
+def _write_gaps(gaps: list[Gap], sealed: _Sealed, parts: PartitionSet,
+                report: RecoveryReport) -> None:
+    if not gaps:
+        return
+    report.journaled_gaps += len(gaps)
+    keys = sealed.gap_keys(min(g.start_ns for g in gaps))
+    fresh: list[Gap] = []
+    for g in gaps:
+        if g.kind is GapKind.REJECTED and g.detail.startswith(QUEUE_FULL_DETAIL):
+            # The dropped rows were journaled and are written by this very recovery.
+            g = dataclasses.replace(g, recovered=True)
+        key = (g.stream, g.start_ns, g.end_ns, g.kind.value)
+        if keys[key] > 0:
+            keys[key] -= 1
+        else:
+            fresh.append(g)
+    parts.add_gaps(fresh, 0)
+    report.written_gaps += len(fresh)
+
+
+__all__ = ["QUEUE_FULL_DETAIL", "RecoveryReport", "recover_segments"]

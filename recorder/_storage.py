@@ -1,0 +1,282 @@
+"""The storage facade the daemon talks to: journal first, then the writer queue.
+
+Life cycle::
+
+    storage = Storage(archive)
+    report = storage.open()          # recover unsealed journal segments into Parquet
+    storage.append(msgs)             # on the event loop: journal, then batch for the writer
+    storage.add_gap(gap)
+    storage.flush(now_ns)            # every <= 100 ms: journal to the OS, seal due windows
+    storage.close()                  # seal everything, delete the journal
+
+Queue drops: when the writer queue is full a batch is not handed over; its messages are
+counted per stream and become a ``rejected`` gap (``writer queue full: N messages``). They are
+still in the journal, so the segment they are in (and every later one) is pinned: at
+:meth:`Storage.close`, after the writer has sealed everything, the pinned segments are run
+through the same recovery as at start, which writes exactly the missing rows; after a crash
+the next :meth:`Storage.open` does it. The gap is therefore stored as ``recovered``. Restored
+rows form their own partitions, which may overlap live partitions of the stream in time;
+readers merge by ``(recv_ns, conn_id, seq)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder._fs import archive_error, ensure_dir, fsync_dir, sweep_tmp
+from recorder._journal import FsyncPolicy, Journal, JournalConfig, list_segments
+from recorder._recovery import QUEUE_FULL_DETAIL, RecoveryReport, recover_segments
+from recorder._writer import PartitionWriter, WriterConfig
+from schemas import layout
+from schemas.errors import ArchiveError
+from schemas.message import Gap, GapKind, Message
+
+LAST_RECV_FILE = "last_recv_ns"
+"""Written in the journal directory on a clean close: where the next ``recorder_down`` starts."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageStats:
+    """Counters for ``/metrics``."""
+
+    messages: int
+    bytes: int
+    gaps: int
+    queue_depth: int
+    dropped_messages: int
+    journal_unflushed_bytes: int
+    journal_lag_messages: int
+    """Messages journaled but not yet in a sealed Parquet file."""
+    journal_segments: int
+    sealed_files: int
+
+
+class Storage:
+    """Journal + partition writer of one archive directory."""
+
+    def __init__(self, archive: Path, *, rotate_s: float = 900.0,
+                 max_partition_bytes: int = 256 << 20, queue_max: int = 32,
+                 fsync: FsyncPolicy = "interval", batch_max: int = 2048,
+                 journal: JournalConfig | None = None,
+                 writer: WriterConfig | None = None) -> None:
+        self.archive = Path(archive)
+        self.journal_config = journal or JournalConfig(fsync=fsync)
+        self.writer_config = writer or WriterConfig(
+            rotate_s=rotate_s, max_partition_bytes=max_partition_bytes, queue_max=queue_max)
+        self.batch_max = batch_max
+        self._journal: Journal | None = None
+        self._writer: PartitionWriter | None = None
+        self._batch: list[Message] = []
+        self._batch_segment = 0
+        self._gaps: list[Gap] = []
+        self._drops: dict[str, tuple[int, int, int]] = {}
+        self._pinned: int | None = None
+        self._deleted_below = 0
+        self._messages = 0
+        self._bytes = 0
+        self._gap_count = 0
+        self._dropped = 0
+
+    @property
+    def journal_dir(self) -> Path:
+        """``<archive>/journal``."""
+        return self.archive / layout.JOURNAL_DIR
+
+    def open(self) -> RecoveryReport:
+        """Create the layout, recover the journal into Parquet, start the writer thread."""
+        root = self.archive
+        if root.exists() and not root.is_dir():
+            raise ArchiveError(f"archive path {root} is a file, not a directory")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for sub in (layout.STREAMS_DIR, layout.GAPS_DIR, layout.JOURNAL_DIR):
+                ensure_dir(root / sub, root)
+            probe = self.journal_dir / ".write-probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+            removed = sweep_tmp(root / layout.STREAMS_DIR) + sweep_tmp(root / layout.GAPS_DIR)
+        except OSError as exc:
+            raise archive_error(exc, "open archive", root) from exc
+        segments = list_segments(self.journal_dir)
+        report = recover_segments(root, segments, self.writer_config)
+        report.tmp_removed = removed
+        if report.last_recv_ns is None:
+            report.last_recv_ns = self._read_last_recv()
+        first = segments[-1][0] + 1 if segments else 0
+        self._journal = Journal(self.journal_dir, first, self.journal_config)
+        self._deleted_below = first
+        self._writer = PartitionWriter(root, self.writer_config)
+        self._writer.start()
+        return report
+
+    def append(self, msgs: Sequence[Message]) -> None:
+        """Journal ``msgs`` and queue them for the writer; never blocks on the writer."""
+        journal = self._live_journal()
+        if not msgs:
+            return
+        segment = journal.append(msgs)
+        if not self._batch:
+            self._batch_segment = segment
+        self._batch.extend(msgs)
+        self._messages += len(msgs)
+        if len(self._batch) >= self.batch_max:
+            self._submit()
+        journal.maybe_flush()
+
+    def add_gap(self, gap: Gap) -> None:
+        """Journal ``gap`` and queue it for the gaps table."""
+        journal = self._live_journal()
+        segment = journal.append_gap(gap)
+        if not self._batch and not self._gaps:
+            self._batch_segment = segment
+        self._gaps.append(gap)
+        self._gap_count += 1
+
+    def flush(self, now_ns: int | None = None) -> None:
+        """Write the journal buffer to the OS, hand the batch over, seal due windows."""
+        journal = self._live_journal()
+        journal.flush()
+        self._submit()
+        writer = self._writer
+        assert writer is not None
+        writer.tick(time.time_ns() if now_ns is None else now_ns)
+        self._delete_sealed_segments(journal, writer)
+
+    def close(self, timeout: float = 30.0) -> RecoveryReport | None:
+        """Seal every open partition and delete the journal; restore queue drops first.
+
+        Returns the catch-up report when dropped messages had to be restored. On a writer
+        error the journal is kept (the next :meth:`open` recovers it) and the error raised.
+        """
+        journal, writer = self._journal, self._writer
+        if journal is None or writer is None:
+            return None
+        self._journal = self._writer = None
+        try:
+            self._end_drop_episode()
+            pending = writer.error is None and writer.put_blocking(
+                self._batch, self._gaps, self._batch_segment, timeout)
+            if not pending and writer.error is None:
+                self._note_drop(self._batch, self._batch_segment)
+            self._batch, self._gaps = [], []
+            writer.close(timeout)
+        finally:
+            journal.close()
+        catch_up = None
+        if self._pinned is not None:
+            catch_up = recover_segments(self.archive, list_segments(self.journal_dir),
+                                        self.writer_config)
+        else:
+            self._delete_all(journal)
+        self._write_last_recv(journal.last_recv_ns)
+        return catch_up
+
+    @property
+    def stats(self) -> StorageStats:
+        """Current counters (cheap; safe to call from the event loop)."""
+        journal, writer = self._journal, self._writer
+        sealed = writer.parts.sealed_rows if writer else 0
+        return StorageStats(
+            messages=self._messages,
+            bytes=journal.appended_bytes if journal else self._bytes,
+            gaps=self._gap_count,
+            queue_depth=writer.queue_depth if writer else 0,
+            dropped_messages=self._dropped,
+            journal_unflushed_bytes=journal.unflushed_bytes if journal else 0,
+            journal_lag_messages=max(0, self._messages - sealed),
+            journal_segments=(journal.index - self._deleted_below + 1) if journal else 0,
+            sealed_files=writer.parts.sealed_files if writer else 0,
+        )
+
+    def _live_journal(self) -> Journal:
+        journal, writer = self._journal, self._writer
+        if journal is None or writer is None:
+            raise ArchiveError(f"archive {self.archive} is not open")
+        if writer.error is not None:
+            raise writer.error
+        return journal
+
+    def _submit(self) -> None:
+        writer = self._writer
+        assert writer is not None
+        if self._batch:
+            batch, self._batch = self._batch, []
+            if writer.submit(batch, self._batch_segment):
+                self._end_drop_episode()
+            else:
+                self._note_drop(batch, self._batch_segment)
+        if self._gaps and writer.submit_gaps(self._gaps, self._batch_segment):
+            self._gaps = []
+
+    def _note_drop(self, batch: Sequence[Message], segment: int) -> None:
+        self._dropped += len(batch)
+        if self._pinned is None:
+            self._pinned = segment
+        drops = self._drops
+        for m in batch:
+            first, last, n = drops.get(m.stream, (m.recv_ns, m.recv_ns, 0))
+            drops[m.stream] = (min(first, m.recv_ns), max(last, m.recv_ns), n + 1)
+
+    def _end_drop_episode(self) -> None:
+        if not self._drops:
+            return
+        drops, self._drops = self._drops, {}
+        journal = self._journal
+        for stream, (first, last, n) in drops.items():
+            gap = Gap(stream, first, last, GapKind.REJECTED,
+                      f"{QUEUE_FULL_DETAIL}: {n} messages (restored from the journal)",
+                      recovered=True)
+            if journal is not None:
+                journal.append_gap(gap)
+            self._gaps.append(gap)
+            self._gap_count += 1
+
+    def _delete_sealed_segments(self, journal: Journal, writer: PartitionWriter) -> None:
+        safe = writer.safe_segment
+        if safe is None:
+            return
+        if self._pinned is not None:
+            safe = min(safe, self._pinned)
+        if safe > self._deleted_below:
+            journal.delete_before(safe)
+            self._deleted_below = min(safe, journal.index)
+
+    def _delete_all(self, journal: Journal) -> None:
+        for _, path in list_segments(self.journal_dir):
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise archive_error(exc, "delete journal segment", path) from exc
+        try:
+            fsync_dir(self.journal_dir)
+        except OSError as exc:
+            raise archive_error(exc, "sync journal directory", self.journal_dir) from exc
+
+    def _write_last_recv(self, last_recv_ns: int) -> None:
+        if not last_recv_ns:
+            return
+        path = self.journal_dir / LAST_RECV_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "w", encoding="ascii") as f:
+                f.write(str(last_recv_ns))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as exc:
+            raise archive_error(exc, "write", path) from exc
+
+    def _read_last_recv(self) -> int | None:
+        try:
+            text = (self.journal_dir / LAST_RECV_FILE).read_text(encoding="ascii").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+
+__all__ = ["LAST_RECV_FILE", "Storage", "StorageStats"]

@@ -1,0 +1,345 @@
+"""The partition writer: one thread owns every Parquet file of the archive.
+
+:class:`PartitionSet` is the synchronous core (rotation, row groups, memory budget, gap
+buffers); journal recovery and ``ticktape import`` drive it directly. :class:`PartitionWriter`
+runs one in a thread fed by a bounded ``queue.Queue``: :meth:`PartitionWriter.submit` never
+blocks (a full queue returns ``False`` and the owner counts the drop), and a sentinel stops
+it after sealing everything. A failure inside the thread becomes :attr:`PartitionWriter.error`
+(an :class:`ArchiveError`); open ``.tmp`` files are removed, sealed files are untouched and the
+rows stay in the journal, whose segments are only deleted below :attr:`safe_segment`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recorder._fs import archive_error
+from recorder._partition import OpenPartition, day_window, write_gaps_file
+from schemas import layout
+from schemas.errors import ArchiveError
+from schemas.message import Gap, Message
+
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    """Rotation and memory tunables (sizes count raw payload bytes, not file bytes)."""
+
+    rotate_s: float = 900.0
+    max_partition_bytes: int = 256 << 20
+    row_group_bytes: int = 4 << 20
+    memory_budget_bytes: int = 32 << 20
+    max_open_files: int = 128
+    compression_level: int = 3
+    queue_max: int = 32
+
+
+class _GapBuffer:
+    __slots__ = ("gaps", "min_segment", "seal_at")
+
+    def __init__(self, seal_at: int, segment: int) -> None:
+        self.gaps: list[Gap] = []
+        self.seal_at = seal_at
+        self.min_segment = segment
+
+
+class PartitionSet:
+    """Open partitions (one per stream) and gap buffers (one per UTC date) of an archive."""
+
+    def __init__(self, root: Path, config: WriterConfig) -> None:
+        self.root = root
+        self.config = config
+        self._rotate_ns = max(1, int(config.rotate_s * _NS))
+        self._open: dict[str, OpenPartition] = {}
+        self._gaps: dict[str, _GapBuffer] = {}
+        self._pending_total = 0
+        self.clock = 0
+        self.sealed_files = 0
+        self.sealed_rows = 0
+        self.sealed_gaps = 0
+        self.peak_pending: dict[str, int] = {}
+        """Largest number of buffered payload bytes seen per stream (bounded memory)."""
+
+    @property
+    def pending_bytes(self) -> int:
+        """Payload bytes buffered in memory across all streams."""
+        return self._pending_total
+
+    def add(self, msgs: Sequence[Message], segment: int) -> None:
+        """Route each message to its stream's partition, rotating by window, day and size."""
+        open_ = self._open
+        cfg = self.config
+        for m in msgs:
+            t = m.recv_ns
+            p = open_.get(m.stream)
+            if p is None or t >= p.window_end or t < p.window_start or (
+                    p.total_bytes >= cfg.max_partition_bytes and t > p.last_ns):
+                p = self._rotate(m.stream, t, segment)
+            before = p.pending_bytes
+            p.add(m)
+            self._pending_total += p.pending_bytes - before
+            if p.pending_bytes >= cfg.row_group_bytes:
+                self._flush_rows(p)
+            if t > self.clock:
+                self.clock = t
+        if self._pending_total > cfg.memory_budget_bytes:
+            self._shed_memory()
+
+    def add_gaps(self, gaps: Sequence[Gap], segment: int) -> None:
+        """Buffer gaps by the UTC date of their start, sealed with the next rotation."""
+        for g in gaps:
+            date = layout.date_of_ns(g.start_ns)
+            buf = self._gaps.get(date)
+            if buf is None:
+                seal_at = day_window(max(self.clock, 0), self._rotate_ns)[1]
+                buf = self._gaps[date] = _GapBuffer(seal_at, segment)
+            buf.gaps.append(g)
+
+    def tick(self, now_ns: int) -> None:
+        """Seal every partition and gap buffer whose window has ended by ``now_ns``."""
+        self.clock = max(self.clock, now_ns)
+        for stream in [s for s, p in self._open.items() if p.window_end <= self.clock]:
+            self._seal(self._open.pop(stream))
+        for date in [d for d, b in self._gaps.items() if b.seal_at <= self.clock]:
+            self._seal_gaps(self._gaps.pop(date))
+
+    def seal_all(self) -> None:
+        """Seal everything that is open (close, cancel and error paths).
+
+        One partition failing does not stop the others; the first error is raised at the end.
+        """
+        first: BaseException | None = None
+        while self._open or self._gaps:
+            try:
+                if self._open:
+                    self._seal(self._open.pop(next(iter(self._open))))
+                else:
+                    self._seal_gaps(self._gaps.pop(next(iter(self._gaps))))
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def abort_all(self) -> None:
+        """Remove every ``.tmp`` file of open partitions; sealed files are not touched."""
+        for p in self._open.values():
+            p.abort()
+        self._open.clear()
+        self._gaps.clear()
+        self._pending_total = 0
+
+    def low_segment(self) -> int | None:
+        """Oldest journal segment with rows or gaps not yet in a sealed file."""
+        segs = [p.min_segment for p in self._open.values()]
+        segs += [b.min_segment for b in self._gaps.values()]
+        return min(segs) if segs else None
+
+    def _rotate(self, stream: str, t: int, segment: int) -> OpenPartition:
+        old = self._open.pop(stream, None)
+        if old is not None:
+            self._seal(old)
+        p = OpenPartition(self.root, stream, day_window(t, self._rotate_ns), segment,
+                          self.config.compression_level)
+        self._open[stream] = p
+        return p
+
+    def _flush_rows(self, p: OpenPartition) -> None:
+        before = p.pending_bytes
+        self._note_peak(p)
+        open_files = sum(1 for q in self._open.values() if q.has_file)
+        if not p.has_file and open_files >= self.config.max_open_files:
+            # Too many files open: end this partition early instead of opening another.
+            self._seal(self._open.pop(p.stream))
+            return
+        p.flush_rows()
+        self._pending_total -= before
+
+    def _shed_memory(self) -> None:
+        target = self.config.memory_budget_bytes // 2
+        for p in sorted(self._open.values(), key=lambda q: q.pending_bytes, reverse=True):
+            if self._pending_total <= target:
+                break
+            if p.stream in self._open:
+                self._flush_rows(p)
+
+    def _note_peak(self, p: OpenPartition) -> None:
+        if p.pending_bytes > self.peak_pending.get(p.stream, 0):
+            self.peak_pending[p.stream] = p.pending_bytes
+
+    def _seal(self, p: OpenPartition) -> None:
+        self._note_peak(p)
+        self._pending_total -= p.pending_bytes
+        rows_before = p.rows + len(p.pending)
+        try:
+            path = p.seal()
+        except BaseException:
+            p.abort()
+            raise
+        if path is not None:
+            self.sealed_files += 1
+            self.sealed_rows += rows_before
+
+    def _seal_gaps(self, buf: _GapBuffer) -> None:
+        if buf.gaps:
+            write_gaps_file(self.root, buf.gaps, self.config.compression_level)
+            self.sealed_gaps += len(buf.gaps)
+
+
+_Item = tuple[str, Any, int | None]
+
+
+class PartitionWriter:
+    """The writer thread: owns a :class:`PartitionSet`, fed through a bounded queue."""
+
+    def __init__(self, root: Path, config: WriterConfig) -> None:
+        self.config = config
+        self.parts = PartitionSet(root, config)
+        self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max(1, config.queue_max))
+        self._thread = threading.Thread(target=self._run, name="ticktape-writer", daemon=True)
+        self._last_segment: int | None = None
+        self.error: ArchiveError | None = None
+        self.safe_segment: int | None = None
+        """Every journal segment below this index is fully in sealed files."""
+        self.processed_messages = 0
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        """Batches waiting in the queue."""
+        return self._queue.qsize()
+
+    def submit(self, msgs: Sequence[Message], segment: int) -> bool:
+        """Hand a batch to the thread without blocking; ``False`` if the queue is full."""
+        return self._put(("m", msgs, segment))
+
+    def submit_gaps(self, gaps: Sequence[Gap], segment: int) -> bool:
+        """Hand gaps to the thread without blocking; ``False`` if the queue is full."""
+        return self._put(("g", gaps, segment))
+
+    def tick(self, now_ns: int) -> bool:
+        """Ask the thread to seal windows that ended before ``now_ns`` (skipped if full)."""
+        return self._put(("t", now_ns, None))
+
+    def put_blocking(self, msgs: Sequence[Message], gaps: Sequence[Gap], segment: int,
+                     timeout: float) -> bool:
+        """Enqueue at close time, waiting up to ``timeout`` s; ``False`` if still full."""
+        try:
+            if msgs:
+                self._queue.put(("m", msgs, segment), timeout=timeout)
+            if gaps:
+                self._queue.put(("g", gaps, segment), timeout=timeout)
+        except queue.Full:
+            return False
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop after sealing everything queued; raise the thread's error if it had one."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise ArchiveError(f"partition writer did not stop within {timeout:.0f}s")
+        if self.error is not None:
+            raise self.error
+
+    def _put(self, item: _Item) -> bool:
+        if self.error is not None:
+            raise self.error
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            return False
+        return True
+
+    def _run(self) -> None:
+        parts = self.parts
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            if self.error is not None:
+                continue  # drain without writing: the journal keeps these rows
+            try:
+                self._handle(item)
+            except BaseException as exc:
+                self._fail(exc)
+        if self.error is None:
+            try:
+                parts.seal_all()
+                self.safe_segment = self._last_segment
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _handle(self, item: _Item) -> None:
+        kind, payload, segment = item
+        parts = self.parts
+        if kind == "m":
+            parts.add(payload, segment or 0)
+            self.processed_messages += len(payload)
+        elif kind == "g":
+            parts.add_gaps(payload, segment or 0)
+        else:
+            parts.tick(payload)
+        if segment is not None:
+            self._last_segment = segment
+        low = parts.low_segment()
+        last = self._last_segment
+        if last is not None:
+            self.safe_segment = last if low is None else min(low, last)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = archive_error(exc, "write partition under", self.parts.root)
+        self.parts.abort_all()
+
+
+def write_partitions(archive: Path, stream: str, messages: Sequence[Message],
+                     config: WriterConfig | None = None) -> list[Path]:
+    """Synchronously write ``messages`` of one stream as sealed partitions (``import``).
+
+    Messages are split by rotation window and UTC day like live data; returns the new files.
+    """
+    cfg = config or WriterConfig(rotate_s=86_400)
+    root = Path(archive)
+    before = set(_stream_files(root, stream))
+    parts = PartitionSet(root, cfg)
+    try:
+        parts.add(messages, 0)
+        parts.seal_all()
+    except ArchiveError:
+        parts.abort_all()
+        raise
+    except BaseException as exc:
+        parts.abort_all()
+        raise archive_error(exc, "write partition under", root) from exc
+    return sorted(set(_stream_files(root, stream)) - before)
+
+
+def write_partition(archive: Path, stream: str, messages: Sequence[Message]) -> Path:
+    """Write ``messages`` (one stream, one UTC day) as one sealed partition; return its path."""
+    if not messages:
+        raise ArchiveError(f"no messages to write for {stream}")
+    days = {layout.date_of_ns(m.recv_ns) for m in messages}
+    if len(days) > 1:
+        raise ArchiveError(f"messages of {stream} span {len(days)} UTC days; "
+                           "use write_partitions")
+    paths = write_partitions(archive, stream, messages,
+                             WriterConfig(rotate_s=86_400, max_partition_bytes=1 << 62))
+    return paths[0]
+
+
+def _stream_files(root: Path, stream: str) -> list[Path]:
+    base = root / layout.stream_dir(stream)
+    return list(base.glob(f"date=*/*{layout.PARTITION_SUFFIX}")) if base.is_dir() else []
+
+
+__all__ = ["PartitionSet", "PartitionWriter", "WriterConfig", "write_partition",
+           "write_partitions"]

@@ -1,0 +1,121 @@
+"""Wall-clock pacing of recorded timestamps: original timing, compressed, or flat out.
+
+Every event has a deadline computed from the schedule, ``t0_wall + (recv_ns - t0_rec) /
+speed``, never from the previous event's delivery, so lateness cannot accumulate (no drift).
+Waiting is ``asyncio.sleep`` until about ``spin_ns`` before the deadline (epoll rounds timeouts
+to whole milliseconds, so a bare sleep is ~1 ms late at p99), then a short busy-wait on
+``time.perf_counter_ns`` to hit the deadline to within a few microseconds. The spin costs CPU:
+:class:`PacerStats` reports the process CPU time used per second of wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from array import array
+from dataclasses import dataclass
+
+DEFAULT_SPIN_NS = 1_500_000
+"""Busy-wait the last 1.5 ms before a deadline (one epoll tick plus scheduling slack)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PacerStats:
+    """Lateness (delivery instant minus schedule deadline) of every paced event, in ns."""
+
+    events: int
+    p50_ns: int
+    p99_ns: int
+    max_ns: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def cpu_share(self) -> float:
+        """Process CPU seconds per wall second while pacing (1.0 = one core busy)."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def _percentile(sorted_values: array[int], q: float) -> int:
+    if not sorted_values:
+        return 0
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return int(sorted_values[index])
+
+
+class Pacer:
+    """Releases events at ``speed`` times their original pace (``speed == 0``: no waiting).
+
+    The first :meth:`wait` anchors the schedule: its timestamp is delivered at once, every
+    later one ``(recv_ns - first) / speed`` after that instant.
+    """
+
+    def __init__(
+        self, speed: float = 1.0, spin_ns: int = DEFAULT_SPIN_NS, record: bool = True
+    ) -> None:
+        if speed < 0:
+            raise ValueError(f"speed must be >= 0, not {speed}")
+        self.speed = speed
+        self.spin_ns = spin_ns
+        self.record = record
+        self._t0_wall: int | None = None
+        self._t0_rec = 0
+        self._cpu0 = 0.0
+        self._lateness: array[int] = array("q")
+
+    @property
+    def started(self) -> bool:
+        """True once the schedule is anchored."""
+        return self._t0_wall is not None
+
+    def anchor(self, recv_ns: int) -> None:
+        """Start the schedule now, at recorded instant ``recv_ns``."""
+        self._t0_wall = time.perf_counter_ns()
+        self._t0_rec = recv_ns
+        self._cpu0 = time.process_time()
+
+    def deadline(self, recv_ns: int) -> int:
+        """``perf_counter_ns`` instant at which ``recv_ns`` is due."""
+        if self._t0_wall is None:
+            self.anchor(recv_ns)
+        assert self._t0_wall is not None
+        if self.speed == 0:
+            return self._t0_wall
+        return self._t0_wall + int((recv_ns - self._t0_rec) / self.speed)
+
+    def replay_clock_ns(self) -> int:
+        """The recorded instant that corresponds to now (the replay clock)."""
+        if self._t0_wall is None or self.speed == 0:
+            return self._t0_rec
+        return self._t0_rec + int((time.perf_counter_ns() - self._t0_wall) * self.speed)
+
+    async def wait(self, recv_ns: int) -> None:
+        """Return at the deadline of ``recv_ns`` (immediately at speed 0 or when late)."""
+        if self.speed == 0:
+            return
+        due = self.deadline(recv_ns)
+        now = time.perf_counter_ns()
+        if due - now > self.spin_ns:
+            await asyncio.sleep((due - now - self.spin_ns) / 1e9)
+            now = time.perf_counter_ns()
+        while now < due:
+            now = time.perf_counter_ns()
+        if self.record:
+            self._lateness.append(now - due)
+
+    def stats(self) -> PacerStats:
+        """Lateness percentiles and CPU cost so far."""
+        values = array("q", sorted(self._lateness))
+        wall = (time.perf_counter_ns() - self._t0_wall) / 1e9 if self._t0_wall else 0.0
+        cpu = time.process_time() - self._cpu0 if self._t0_wall else 0.0
+        return PacerStats(
+            events=len(values),
+            p50_ns=_percentile(values, 0.50),
+            p99_ns=_percentile(values, 0.99),
+            max_ns=int(values[-1]) if values else 0,
+            wall_s=wall,
+            cpu_s=cpu,
+        )
+
+
+__all__ = ["DEFAULT_SPIN_NS", "Pacer", "PacerStats"]
