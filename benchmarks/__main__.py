@@ -63,14 +63,18 @@ def render(console: Console, rows: list[tuple[str, Figure]]) -> None:
     console.print(table)
 
 
-def run(names: list[str], quick: bool, console: Console) -> dict[str, Any]:
-    """Run the named benchmarks; return the JSON document."""
+def run(names: list[str], quick: bool, console: Console, *, tiny: bool = False,
+        cache: Path | None = None) -> dict[str, Any]:
+    """Run the named benchmarks; return the JSON document.
+
+    ``tiny`` and ``cache`` exist for the smoke test (sizes / 100, a scratch cache).
+    """
     keys: dict[str, Any] = dict.fromkeys(REQUIRED_KEYS)
     notes: list[str] = []
     rows: list[tuple[str, Figure]] = []
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ticktape-bench-") as tmp:
-        cfg = Config(quick=quick, workdir=Path(tmp), cache=cache_dir())
+        cfg = Config(quick=quick, workdir=Path(tmp), cache=cache or cache_dir(), tiny=tiny)
         for name in names:
             console.print(f"[bold]running {name}[/] ...")
             t0 = time.perf_counter()
@@ -91,7 +95,7 @@ def run(names: list[str], quick: bool, console: Console) -> dict[str, Any]:
     for n in notes:
         console.print(f"- {n}", markup=False, highlight=False)
     doc: dict[str, Any] = dict(keys)
-    doc["meta"] = {**machine(), "quick": quick, "seconds": timings,
+    doc["meta"] = {**machine(), "quick": quick, "tiny": tiny, "seconds": timings,
                    "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     doc["notes"] = notes
     doc["figures"] = [

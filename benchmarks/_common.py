@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-JsonValue = float | int | bool | str | None | dict[str, Any]
+JsonValue = float | int | bool | str | None | dict[str, Any] | list[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +26,13 @@ class Config:
     """A scratch directory removed after the run."""
     cache: Path
     """``benchmarks/.cache``: generated inputs kept between runs."""
+    tiny: bool = False
+    """Smoke-test scale: every size is a hundredth of the quick one (figures meaningless)."""
 
     def pick(self, quick: int, full: int) -> int:
-        """``quick`` in quick mode, else ``full``."""
+        """``quick`` in quick mode, else ``full`` (a hundredth of ``quick`` when tiny)."""
+        if self.tiny:
+            return max(1, quick // 100)
         return quick if self.quick else full
 
 

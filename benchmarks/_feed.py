@@ -201,9 +201,15 @@ def cache_dir() -> Path:
     return path
 
 
-def cached(count: int, seed: int = 7, rate_per_s: float = 2_000.0) -> list[FeedMessage]:
-    """Like :func:`generate`, but kept on disk (zstd) so later runs load instead of build."""
-    path = cache_dir() / f"feed-{seed}-{int(rate_per_s)}-{count}.tsv.zst"
+def cached(count: int, seed: int = 7, rate_per_s: float = 2_000.0,
+           directory: Path | None = None) -> list[FeedMessage]:
+    """Like :func:`generate`, but kept on disk (zstd) so later runs load instead of build.
+
+    ``directory`` defaults to :func:`cache_dir`.
+    """
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    path = (directory or cache_dir()) / f"feed-{seed}-{int(rate_per_s)}-{count}.tsv.zst"
     if path.exists():
         with path.open("rb") as fh:
             text = zstandard.ZstdDecompressor().stream_reader(fh).read().decode()
@@ -221,4 +227,5 @@ def cached(count: int, seed: int = 7, rate_per_s: float = 2_000.0) -> list[FeedM
     return msgs
 
 
-__all__ = ["CHANNELS", "MIX", "STREAMS", "SYMBOLS", "FeedGenerator", "FeedMessage", "cache_dir", "cached", "generate"]
+__all__ = ["CHANNELS", "MIX", "STREAMS", "SYMBOLS", "FeedGenerator", "FeedMessage", "cache_dir",
+           "cached", "generate"]

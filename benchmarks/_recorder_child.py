@@ -3,7 +3,8 @@
 ``python -m benchmarks._recorder_child --ws-url URL --rest-url URL --archive DIR --count N``
 runs :class:`recorder.Recorder` (journal, Parquet raw and parsed, gap detection, repair) on
 the benchmark streams. A watcher polls the recorder's own counters every 5 ms; at ``N``
-messages, ``--max-seconds`` after the first one, or on SIGTERM, it stops the recorder, which seals every partition.
+messages, ``--max-seconds`` after the first one, or on SIGTERM, it stops the recorder, which
+seals every partition.
 It prints one JSON line: messages counted, ``t_first_ns``/``t_received_ns`` (all ``N``
 received), ``t_sealed_ns`` (recorder returned, files durable), rows written, gaps, and peak
 RSS (``VmHWM``). ``--stuck-handler`` adds a live handler that never returns (memory test).

@@ -24,7 +24,7 @@ def session_archive(cfg: Config, count: int, rate_per_s: float = 2_000.0) -> Pat
     if (root / "streams").is_dir():
         return root
     shutil.rmtree(root, ignore_errors=True)
-    feed = cached(count, rate_per_s=rate_per_s)
+    feed = cached(count, rate_per_s=rate_per_s, directory=cfg.cache)
     write_live(root, to_messages(feed))
     return root
 

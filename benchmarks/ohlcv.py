@@ -69,8 +69,8 @@ def build(dest: Path, rows: int) -> tuple[Path, Path]:
             for i, m in enumerate(feed)]
     base = build_batch(STREAM, msgs)
     names = base.schema.names
-    ns_cols = [c for c in ("recv_ns", "event_time_ns", "trade_time_ns") if c in names]
-    id_cols = [c for c in ("seq", "agg_trade_id", "first_trade_id", "last_trade_id")
+    ns_cols: list[str] = [c for c in ("recv_ns", "event_time_ns", "trade_time_ns") if c in names]
+    id_cols: list[str] = [c for c in ("seq", "agg_trade_id", "first_trade_id", "last_trade_id")
                if c in names]
     last_id = int(pc.max(base.column("last_trade_id")).as_py() or 0)
     first_id = int(pc.min(base.column("first_trade_id")).as_py() or 0)
@@ -79,13 +79,12 @@ def build(dest: Path, rows: int) -> tuple[Path, Path]:
     tiles: list[pa.RecordBatch] = []
     for t in range(TILES):
         cols = {n: base.column(n) for n in names}
-        for c in ns_cols:
-            cols[c] = _shift(cols[c], t * TILE_NS)
-        for c in id_cols:
-            cols[c] = _shift(cols[c], t * (per_tile if c in ("seq", "agg_trade_id")
-                                           else id_span))
-        for c in ("price",):
-            cols[c] = _shift(cols[c], float((t % 7) - 3) * 25.0)
+        for ns_col in ns_cols:
+            cols[ns_col] = _shift(cols[ns_col], t * TILE_NS)
+        for id_col in id_cols:
+            step = per_tile if id_col in ("seq", "agg_trade_id") else id_span
+            cols[id_col] = _shift(cols[id_col], t * step)
+        cols["price"] = _shift(cols["price"], float((t % 7) - 3) * 25.0)
         tile = pa.RecordBatch.from_arrays([cols[n] for n in names], schema=base.schema)
         recv = tile.column("recv_ns")
         lo, hi = int(pc.min(recv).as_py() or 0), int(pc.max(recv).as_py() or 0)
@@ -118,7 +117,6 @@ def run(cfg: Config) -> Outcome:
         out.not_measured("OHLCV 1m", KEYS, reason, "s")
         return out
     from replay._catalog import connect
-
     from schemas.tables import table_for
 
     # The cache is keyed by the stored schema, which may change between versions.

@@ -52,7 +52,7 @@ def run(cfg: Config) -> Outcome:
 
     out = Outcome()
     reason = missing("replay._replayer")
-    root = session_archive(cfg, cfg.pick(300_000, 1_500_000))
+    root = session_archive(cfg, cfg.pick(300_000, 1_000_000))
     if reason or isinstance(root, str):
         out.not_measured("replay speed 0, 8 streams", KEYS, reason or str(root), "msgs/s")
         return out

@@ -154,7 +154,7 @@ def run(cfg: Config) -> Outcome:
                 "storage_ratio_live", "storage_ratio_compacted"):
         out.keys[key] = None
     n = cfg.pick(50_000, 300_000)
-    msgs = to_messages(cached(n), span_s=LIVE_SPAN_S)
+    msgs = to_messages(cached(n, directory=cfg.cache), span_s=LIVE_SPAN_S)
     out.keys["ndjson_gzip_bytes_per_msg"] = round(ndjson_gzip_bytes(msgs) / n, 2)
     measure_set(cfg.workdir, "synthetic", msgs, out, primary=True)
     sample, why = sample_messages()

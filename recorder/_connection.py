@@ -142,13 +142,15 @@ class Connection:
         return self._live.is_set() and self.state is not ConnectionState.CLOSED
 
     async def run(self) -> None:
-        """Connect, subscribe, read until closed. Never raises: the outcome is in ``error``."""
+        """Connect, subscribe, read until closed; network failures end up in ``error``."""
         try:
             await self._run()
         except asyncio.CancelledError:
             self.error = self.error or ExchangeError(f"{self.label}: cancelled")
             raise
-        except Exception as exc:  # boundary: every failure becomes data for the policy
+        except (ExchangeError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            # Network and protocol failures become data for the reconnect policy; anything
+            # else (a storage error raised by the sink) propagates and stops the recorder.
             self.error = self._map(exc)
         finally:
             self.state = ConnectionState.CLOSED

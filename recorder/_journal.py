@@ -299,8 +299,8 @@ class Journal:
             due = now - self._last_fsync >= self.config.fsync_interval_s
             if policy == "every-flush" or (policy == "interval" and due):
                 self._fsync(now)
-        if (self._size >= self.config.segment_bytes
-                or (self._size > len(MAGIC) and now - self._opened >= self.config.segment_age_s)):
+        if self._size > len(MAGIC) and (self._size >= self.config.segment_bytes
+                                        or now - self._opened >= self.config.segment_age_s):
             self.roll()
 
     def roll(self) -> None:

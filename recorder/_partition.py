@@ -109,7 +109,7 @@ class OpenPartition:
     def add(self, m: Message) -> None:
         """Buffer one row (the caller has checked it belongs to this window)."""
         self.pending.append(m)
-        n = len(m.raw) + 48
+        n = len(m.raw) + 200  # rough in-memory size: Message object, raw and stream str
         self.pending_bytes += n
         self.total_bytes += n
         t = m.recv_ns

@@ -29,14 +29,18 @@ from recorder._gaps import GapDetector
 from recorder._metrics import MetricsServer, RecorderCounters
 from recorder._repair import Repairer
 from recorder._rest import RestClient
+from recorder._retention import apply_retention
 from recorder._routing import Shard, combined_url, shard, split_for_connect
 from recorder._shard import ConnectPlan, ShardPolicy, ShardRunner
 from recorder._userdata import USER_STREAM, ListenKeyManager, Secrets, load_api_key
+from schemas.errors import FatalExchangeError
 from schemas.handler import HandlerLike
 from schemas.message import WILDCARD_STREAM, Gap, GapKind, Message
 from schemas.streams import parse_stream
 
 log = logging.getLogger("ticktape.recorder")
+
+RETENTION_CHECK_S = 3600.0
 
 
 class StorageLike(Protocol):
@@ -118,6 +122,14 @@ class Recorder:
             self._fanout.publish(msg)
 
     def _on_message(self, msg: Message) -> None:
+        if msg.stream == USER_STREAM:
+            if self._listen is not None:
+                self._listen.watch(msg)
+            # listenKeyExpired carries the key itself; secrets never reach the archive, so
+            # this one event is stored with the key replaced by "<redacted>".
+            clean = self.secrets.redact(msg.raw)
+            if clean != msg.raw:
+                msg = Message(msg.stream, msg.recv_ns, clean, msg.conn_id, msg.seq, msg.source)
         if self._down_since is not None:
             # The recorder was not running from the last journaled message until now.
             start, self._down_since = self._down_since, None
@@ -127,8 +139,6 @@ class Recorder:
         gaps = self.detector.on_message(msg)
         if gaps and self.repairer is not None:
             self.repairer.on_gaps(gaps)
-        if self._listen is not None and msg.stream == USER_STREAM:
-            self._listen.watch(msg)
 
     def _on_gap(self, gap: Gap) -> None:
         """A gap found by a connection (rejected frame, rotation) goes through repair too."""
@@ -200,6 +210,9 @@ class Recorder:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s)
             async with aiohttp.ClientSession(timeout=timeout) as session:
                 await self._run(session)
+            fatal = next((r.fatal for r in self.shards if r.fatal is not None), None)
+            if fatal is not None:
+                raise FatalExchangeError(f"stopped: {self.secrets.redact(str(fatal))}")
         except BaseExceptionGroup as group:
             # Callers catch TicktapeError, not the TaskGroup's wrapper.
             raise _first_leaf(group) from None
@@ -225,6 +238,8 @@ class Recorder:
         self.counters.journal_lag = lambda: self._storage_stats().get("journal_lag_messages", 0)
         self.counters.healthy = lambda: not self.stopping and all(
             r.fatal is None for r in self.shards)
+        log.info("recording %d streams on %d connections into %s", len(cfg.streams),
+                 len(self.shards), cfg.archive)
         if cfg.metrics_port is not None:
             self.metrics = MetricsServer(self.counters, cfg.metrics_port)
             await self.metrics.start()
@@ -236,6 +251,8 @@ class Recorder:
                 repair_task = tg.create_task(repairer.run(), name="repair")
                 handler_tasks = await self._fanout.run(tg)
                 flusher = tg.create_task(self._flush_loop(), name="flush")
+                retention = (tg.create_task(self._retention_loop(), name="retention")
+                             if cfg.retention_s else None)
                 listen_task = None
                 if self._listen is not None:
                     user_runner = self.shards[-1]
@@ -254,6 +271,8 @@ class Recorder:
                 repair_task.cancel()
                 await self._fanout.drain(handler_tasks, 0.5)
                 flusher.cancel()
+                if retention is not None:
+                    retention.cancel()
         finally:
             if self.metrics is not None:
                 await self.metrics.stop()
@@ -289,6 +308,14 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop
         self._stop.set()
+
+    async def _retention_loop(self) -> None:
+        retention_s = self.config.retention_s
+        assert retention_s is not None
+        while True:
+            await asyncio.to_thread(apply_retention, self.config.archive, time.time_ns(),
+                                    retention_s)
+            await asyncio.sleep(RETENTION_CHECK_S)
 
     async def _flush_loop(self) -> None:
         # Journal durability: flushed to the OS at least every 100 ms (issue 4 item 2).

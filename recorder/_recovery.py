@@ -29,7 +29,7 @@ from schemas.message import Gap, GapKind, Message
 
 QUEUE_FULL_DETAIL = "writer queue full"
 """Prefix of the detail of a queue-drop gap (its rows are restored from the journal)."""
-_CHUNK = 20_000
+_CHUNK = 5_000
 
 Key = tuple[int, int, int]
 GapKey = tuple[str, int, int, str]
@@ -68,27 +68,65 @@ class RecoveryReport:
         return out
 
 
+class _StreamKeys:
+    """Sealed keys of one stream, loaded for the partitions around the current recv_ns.
+
+    Journal rows of a stream come in recv_ns order, so only partitions whose range covers
+    the current row are held in memory; one that ends before it is dropped.
+    """
+
+    def __init__(self, files: list[tuple[int, int, Path]]) -> None:
+        self.files = sorted(files)
+        self.next = 0
+        self.loaded: dict[Path, tuple[int, Counter[Key]]] = {}
+        self.prev_t = -1
+
+    def take(self, key: Key) -> bool:
+        """True (and the key is used up) if a sealed partition already holds ``key``."""
+        t = key[0]
+        if t < self.prev_t:  # clock stepped back between runs: rescan from the start
+            self.next = 0
+            self.loaded.clear()
+        self.prev_t = t
+        files = self.files
+        while self.next < len(files) and files[self.next][0] <= t:
+            _, last, path = files[self.next]
+            self.next += 1
+            if last >= t:
+                tab = _read(path, ["recv_ns", "conn_id", "seq"])
+                cols: list[list[int]] = [tab.column(i).to_pylist()  # type: ignore[misc]
+                                         for i in range(3)]
+                self.loaded[path] = (last, Counter(zip(*cols, strict=True)))
+        hit = False
+        for path, (last, keys) in list(self.loaded.items()):
+            if last < t:
+                del self.loaded[path]
+            elif not hit and keys[key] > 0:
+                keys[key] -= 1
+                hit = True
+        return hit
+
+
 class _Sealed:
-    """Keys already in sealed files, loaded lazily per stream from overlapping partitions."""
+    """Keys already in sealed files, per stream and for gaps."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._keys: dict[str, Counter[Key]] = {}
+        self._streams: dict[str, _StreamKeys] = {}
         self._gap_keys: Counter[GapKey] | None = None
 
-    def keys(self, stream: str, from_ns: int) -> Counter[Key]:
-        found = self._keys.get(stream)
-        if found is None:
-            found = self._keys[stream] = Counter()
-            base = self.root / layout.stream_dir(stream)
+    def take(self, m: Message) -> bool:
+        """True if ``m`` is already in a sealed partition (each sealed row matches once)."""
+        keys = self._streams.get(m.stream)
+        if keys is None:
+            files = []
+            base = self.root / layout.stream_dir(m.stream)
             for path in base.glob(f"date=*/*{layout.PARTITION_SUFFIX}") if base.is_dir() else ():
                 rng = layout.parse_partition_name(path.name)
-                if rng is None or rng[1] < from_ns:
-                    continue
-                t = _read(path, ["recv_ns", "conn_id", "seq"])
-                cols: list[list[int]] = [t.column(i).to_pylist() for i in range(3)]  # type: ignore[misc]
-                found.update(zip(*cols, strict=True))
-        return found
+                if rng is not None:
+                    files.append((rng[0], rng[1], path))
+            keys = self._streams[m.stream] = _StreamKeys(files)
+        return keys.take((m.recv_ns, m.conn_id, m.seq))
 
     def gap_keys(self, from_ns: int) -> Counter[GapKey]:
         if self._gap_keys is None:
@@ -174,10 +212,7 @@ def _write_chunk(msgs: list[Message], sealed: _Sealed, parts: PartitionSet,
     fresh: list[Message] = []
     last = report.last_by_stream
     for m in msgs:
-        keys = sealed.keys(m.stream, m.recv_ns)
-        key = (m.recv_ns, m.conn_id, m.seq)
-        if keys[key] > 0:
-            keys[key] -= 1
+        if sealed.take(m):
             report.already_sealed += 1
         else:
             fresh.append(m)

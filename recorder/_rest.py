@@ -193,17 +193,22 @@ class RestClient:
             raise RestError("aggTrades answer is not a list")
         return [orjson.dumps(row).decode() for row in rows if isinstance(row, dict)]
 
-    async def listen_key(self, api_key: str, method: str = "POST") -> str:
-        """``POST`` (create/extend) or ``PUT`` (keepalive) ``/fapi/v1/listenKey``."""
-        text = await self._request(method, "/fapi/v1/listenKey", LISTEN_KEY_WEIGHT,
+    async def listen_key(self, api_key: str, method: str = "POST", key: str = "") -> str:
+        """``POST`` (create/extend) or ``PUT`` (keepalive ``key``) ``/fapi/v1/listenKey``.
+
+        The keepalive names the key it extends, as python-binance does; Binance's futures
+        endpoint extends the account's key either way.
+        """
+        params = {"listenKey": key} if key else None
+        text = await self._request(method, "/fapi/v1/listenKey", LISTEN_KEY_WEIGHT, params,
                                    headers={"X-MBX-APIKEY": api_key})
         data = _json(text, "listenKey")
-        key = data.get("listenKey") if isinstance(data, dict) else None
-        if method == "PUT" and not key:
+        answer = data.get("listenKey") if isinstance(data, dict) else None
+        if method == "PUT" and not answer:
             return ""
-        if not isinstance(key, str) or not key:
+        if not isinstance(answer, str) or not answer:
             raise RestError("listenKey answer without a key")
-        return key
+        return answer
 
 
 def _json(text: str, what: str) -> Any:

@@ -50,6 +50,9 @@ class ShardPolicy:
     """Longest overlap of old and new connection during a rotation."""
     backoff_initial_s: float = 0.5
     backoff_cap_s: float = 30.0
+    stable_s: float = 10.0
+    """A connection live at least this long resets the backoff; a shorter one backs off
+    before the next attempt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class ShardRunner:
         self._roles: dict[int, _Role] = {}
         self._dedup: OverlapDeduper | None = None
         self._last_ns: dict[str, int] = {}
+        self._delays = self._fresh_backoff()
         self.fatal: BaseException | None = None
 
     @property
@@ -154,8 +158,7 @@ class ShardRunner:
     async def _connect(self, tg: asyncio.TaskGroup, since_ns: int,
                        first: bool) -> tuple[Connection, asyncio.Task[None]] | None:
         """Open connections until one is live, with backoff; None if stopped or fatal."""
-        delays: Iterator[float] = backoff(self._policy.backoff_initial_s,
-                                          self._policy.backoff_cap_s)
+        delays = self._delays
         attempt = 0
         while not self._stop.is_set():
             attempt += 1
@@ -182,6 +185,9 @@ class ShardRunner:
                         self.label, attempt, err, delay)
             await self._sleep(delay)
         return None
+
+    def _fresh_backoff(self) -> Iterator[float]:
+        return backoff(self._policy.backoff_initial_s, self._policy.backoff_cap_s)
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True if stop was requested."""
@@ -211,6 +217,13 @@ class ShardRunner:
             since = conn.last_recv_ns or conn.live_ns
             log.warning("%s: disconnected: %s", self.label, conn.error)
             self._on_down(self.streams, since, f"{self.label}: {conn.error}")
+            lived_s = (self._clock.now_ns() - conn.live_ns) / 1e9
+            if lived_s >= self._policy.stable_s:
+                self._delays = self._fresh_backoff()
+            elif await self._sleep(next(self._delays)):
+                # A connection that dies soon after going live (flapping server, 1008 for
+                # too many requests) must not turn into a reconnect storm (BINANCE.md s7).
+                return None
             return await self._connect(tg, since, first=False)
         return await self._rotate(tg, conn, task)
 

@@ -73,8 +73,10 @@ class Storage:
         self._batch: list[Message] = []
         self._batch_segment = 0
         self._gaps: list[Gap] = []
+        self._gap_segment = 0
         self._drops: dict[str, tuple[int, int, int]] = {}
         self._pinned: int | None = None
+        self._last_recv = 0
         self._deleted_below = 0
         self._messages = 0
         self._bytes = 0
@@ -106,6 +108,7 @@ class Storage:
         report.tmp_removed = removed
         if report.last_recv_ns is None:
             report.last_recv_ns = self._read_last_recv()
+        self._last_recv = report.last_recv_ns or 0
         first = segments[-1][0] + 1 if segments else 0
         self._journal = Journal(self.journal_dir, first, self.journal_config)
         self._deleted_below = first
@@ -130,11 +133,7 @@ class Storage:
     def add_gap(self, gap: Gap) -> None:
         """Journal ``gap`` and queue it for the gaps table."""
         journal = self._live_journal()
-        segment = journal.append_gap(gap)
-        if not self._batch and not self._gaps:
-            self._batch_segment = segment
-        self._gaps.append(gap)
-        self._gap_count += 1
+        self._queue_gap(gap, journal.append_gap(gap))
 
     def flush(self, now_ns: int | None = None) -> None:
         """Write the journal buffer to the OS, hand the batch over, seal due windows."""
@@ -157,12 +156,17 @@ class Storage:
             return None
         self._journal = self._writer = None
         try:
-            self._end_drop_episode()
-            pending = writer.error is None and writer.put_blocking(
-                self._batch, self._gaps, self._batch_segment, timeout)
-            if not pending and writer.error is None:
+            if writer.error is None and not writer.put_blocking(
+                    self._batch, [], self._batch_segment, timeout):
                 self._note_drop(self._batch, self._batch_segment)
-            self._batch, self._gaps = [], []
+            self._batch = []
+            self._end_drop_episode(journal)
+            if writer.error is None and not writer.put_blocking(
+                    [], self._gaps, self._gap_segment, timeout) and self._gaps:
+                pinned = self._pinned
+                self._pinned = self._gap_segment if pinned is None else min(pinned,
+                                                                            self._gap_segment)
+            self._gaps = []
             writer.close(timeout)
         finally:
             journal.close()
@@ -172,7 +176,7 @@ class Storage:
                                         self.writer_config)
         else:
             self._delete_all(journal)
-        self._write_last_recv(journal.last_recv_ns)
+        self._write_last_recv(max(journal.last_recv_ns, self._last_recv))
         return catch_up
 
     @property
@@ -206,11 +210,18 @@ class Storage:
         if self._batch:
             batch, self._batch = self._batch, []
             if writer.submit(batch, self._batch_segment):
-                self._end_drop_episode()
+                assert self._journal is not None
+                self._end_drop_episode(self._journal)
             else:
                 self._note_drop(batch, self._batch_segment)
-        if self._gaps and writer.submit_gaps(self._gaps, self._batch_segment):
+        if self._gaps and writer.submit_gaps(self._gaps, self._gap_segment):
             self._gaps = []
+
+    def _queue_gap(self, gap: Gap, segment: int) -> None:
+        if not self._gaps:
+            self._gap_segment = segment
+        self._gaps.append(gap)
+        self._gap_count += 1
 
     def _note_drop(self, batch: Sequence[Message], segment: int) -> None:
         self._dropped += len(batch)
@@ -221,19 +232,15 @@ class Storage:
             first, last, n = drops.get(m.stream, (m.recv_ns, m.recv_ns, 0))
             drops[m.stream] = (min(first, m.recv_ns), max(last, m.recv_ns), n + 1)
 
-    def _end_drop_episode(self) -> None:
+    def _end_drop_episode(self, journal: Journal) -> None:
         if not self._drops:
             return
         drops, self._drops = self._drops, {}
-        journal = self._journal
         for stream, (first, last, n) in drops.items():
             gap = Gap(stream, first, last, GapKind.REJECTED,
                       f"{QUEUE_FULL_DETAIL}: {n} messages (restored from the journal)",
                       recovered=True)
-            if journal is not None:
-                journal.append_gap(gap)
-            self._gaps.append(gap)
-            self._gap_count += 1
+            self._queue_gap(gap, journal.append_gap(gap))
 
     def _delete_sealed_segments(self, journal: Journal, writer: PartitionWriter) -> None:
         safe = writer.safe_segment
@@ -241,6 +248,10 @@ class Storage:
             return
         if self._pinned is not None:
             safe = min(safe, self._pinned)
+        if self._batch:
+            safe = min(safe, self._batch_segment)
+        if self._gaps:
+            safe = min(safe, self._gap_segment)
         if safe > self._deleted_below:
             journal.delete_before(safe)
             self._deleted_below = min(safe, journal.index)

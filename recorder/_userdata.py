@@ -148,7 +148,7 @@ class ListenKeyManager:
             renewed = False
             if not expired:
                 try:
-                    await self._rest.listen_key(self._api_key, "PUT")
+                    await self._rest.listen_key(self._api_key, "PUT", self._key)
                     renewed = True
                     self.renewals += 1
                 except RestError as exc:
@@ -160,11 +160,14 @@ class ListenKeyManager:
             if renewed:
                 continue
             self._expired.clear()
+            old = self._key
             try:
                 await self.create()
             except ExchangeError as exc:
                 log.warning("listenKey re-create failed: %s", self._secrets.redact(str(exc)))
                 continue
+            if self._key == old and not expired:
+                continue  # Binance returned (and extended) the key we already use
             self.recreations += 1
             log.info("listenKey re-created; reconnecting the user data stream")
             result = reconnect()

@@ -33,8 +33,8 @@ class WriterConfig:
 
     rotate_s: float = 900.0
     max_partition_bytes: int = 256 << 20
-    row_group_bytes: int = 4 << 20
-    memory_budget_bytes: int = 32 << 20
+    row_group_bytes: int = 2 << 20
+    memory_budget_bytes: int = 16 << 20
     max_open_files: int = 128
     compression_level: int = 3
     queue_max: int = 32

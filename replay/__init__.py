@@ -9,9 +9,20 @@ from replay._pacer import Pacer, PacerStats
 from replay._replayer import Replayer, ReplayStats
 from replay._times import format_ns, parse_time
 
+
+def __getattr__(name: str) -> object:
+    # ArchiveSource pulls in the wire server and the sim's instruments: imported on first use.
+    if name == "ArchiveSource":
+        from replay._archive_source import ArchiveSource
+
+        return ArchiveSource
+    raise AttributeError(f"module 'replay' has no attribute {name!r}")
+
+
 __all__ = [
     "BASE_COLUMNS",
     "Archive",
+    "ArchiveSource",
     "BookCheck",
     "BookState",
     "ContentHasher",

@@ -17,7 +17,7 @@ import asyncio
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from replay._archive import Archive
 from replay._merge import STREAM_INDEX, merge_archive
 from replay._pacer import DEFAULT_SPIN_NS, Pacer
-from replay._replayer import ints
+from replay._rows import ints
 from replay._times import TimeLike, format_ns, parse_time
 from replay.sim.book import instrument_for
 from replay.wire.source import Frame, Item, Session
@@ -38,8 +38,39 @@ from schemas.streams import Endpoint, parse_stream
 
 MAX_BATCH = 1_000
 """Frames handed to the server at once (frames already due are sent together)."""
+SLICE_ROWS = 1_024
+"""Rows converted to Python at once (keeps each step of the event loop short)."""
 IDLE_POLL_S = 0.02
 """How often a session with no servable subscription looks for a change."""
+
+
+class _Prefetch:
+    """Reads the next merged table in a worker thread while the current one is sent."""
+
+    def __init__(self, tables: Generator[pa.Table, None, None]) -> None:
+        self.tables = tables
+        self._fetch: asyncio.Future[pa.Table | None] | None = None
+
+    def _start(self) -> asyncio.Future[pa.Table | None]:
+        loop = asyncio.get_running_loop()
+        self._fetch = loop.run_in_executor(None, next, self.tables, None)
+        return self._fetch
+
+    async def next(self) -> pa.Table | None:
+        """The next table, or ``None`` at the end."""
+        # shield: a cancelled session must not mark the read done while the thread runs.
+        table = await asyncio.shield(self._fetch or self._start())
+        self._fetch = None
+        if table is not None:
+            self._start()
+        return table
+
+    async def aclose(self) -> None:
+        """Wait for a read in flight, then close the merge (and its files)."""
+        if self._fetch is not None and not self._fetch.done():
+            await asyncio.wait([self._fetch])
+        self._fetch = None
+        self.tables.close()
 
 
 @dataclass(slots=True)
@@ -113,18 +144,23 @@ class ArchiveSource:
                         await asyncio.sleep(IDLE_POLL_S)
                     position = max(position, clock.now_ns())
                     continue
-                tables = merge_archive(self.archive, wanted, position, None)
+                feed = _Prefetch(merge_archive(self.archive, wanted, position, None))
                 try:
-                    for table in tables:
-                        paced = self._paced(table, wanted, session, selection, clock, last_key)
-                        async with aclosing(paced) as items:
-                            async for item, key in items:
-                                last_key = key
-                                yield item
+                    while (table := await feed.next()) is not None:
+                        for off in range(0, table.num_rows, SLICE_ROWS):
+                            part = table.slice(off, SLICE_ROWS)
+                            paced = self._paced(part, wanted, session, selection, clock,
+                                                last_key)
+                            async with aclosing(paced) as items:
+                                async for item, key in items:
+                                    last_key = key
+                                    yield item
+                            if session.streams is not selection:
+                                break
                         if session.streams is not selection:
                             break
                 finally:
-                    tables.close()
+                    await feed.aclose()
                 if session.streams is selection:
                     return  # the archive is exhausted for this selection
                 # Binance applies a (un)subscription from "now": resume at the clock.

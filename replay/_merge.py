@@ -29,10 +29,11 @@ SORT_KEYS: list[tuple[str, Literal["ascending", "descending"]]] = [
 
 
 def _sorted(table: pa.Table) -> pa.Table:
+    """``table`` in archive order; free when ``recv_ns`` strictly increases (no ties)."""
     recv = table.column("recv_ns")
     n = table.num_rows
-    if n > 1 and not pc.all(pc.greater_equal(recv.slice(1), recv.slice(0, n - 1))).as_py():
-        return table.sort_by(SORT_KEYS)
+    if n > 1 and not pc.all(pc.greater(recv.slice(1), recv.slice(0, n - 1))).as_py():
+        return table.combine_chunks().sort_by(SORT_KEYS)
     return table
 
 
@@ -107,10 +108,11 @@ def _merge_states(states: list[_Run]) -> Iterator[pa.Table]:
         watermark = min((run.last_recv() for run in live), default=None)
         pieces = [p for run in states if (p := run.cut_before(watermark)) is not None]
         if pieces:
-            merged = pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
-            if len(pieces) > 1 or merged.num_rows > 1:
-                merged = merged.sort_by(SORT_KEYS)
-            yield merged
+            if len(pieces) == 1:
+                yield _sorted(pieces[0])  # one run's rows: sorted unless recv_ns ties
+            else:
+                # Contiguous columns first: Arrow's take on many-chunk string columns is slow.
+                yield pa.concat_tables(pieces).combine_chunks().sort_by(SORT_KEYS)
         if watermark is None:
             return
         for run in live:

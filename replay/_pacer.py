@@ -36,11 +36,37 @@ class PacerStats:
         return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def _percentile(sorted_values: array[int], q: float) -> int:
-    if not sorted_values:
-        return 0
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return int(sorted_values[index])
+class LatenessHistogram:
+    """Lateness counts in 1 us buckets up to 100 ms (constant memory for any replay length)."""
+
+    BUCKET_NS = 1_000
+    BUCKETS = 100_000
+
+    def __init__(self) -> None:
+        self.counts = array("q", bytes(8 * (self.BUCKETS + 1)))
+        self.events = 0
+        self.max_ns = 0
+
+    def add(self, late_ns: int) -> None:
+        """Count one event ``late_ns`` after its deadline."""
+        self.counts[min(max(late_ns, 0) // self.BUCKET_NS, self.BUCKETS)] += 1
+        self.events += 1
+        if late_ns > self.max_ns:
+            self.max_ns = late_ns
+
+    def percentile(self, q: float) -> int:
+        """Upper edge (ns) of the bucket holding the ``q`` quantile; the max past 100 ms."""
+        if not self.events:
+            return 0
+        rank = max(1, round(q * self.events))
+        seen = 0
+        for bucket, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                if bucket == self.BUCKETS:
+                    return self.max_ns
+                return min((bucket + 1) * self.BUCKET_NS, self.max_ns)
+        return self.max_ns
 
 
 class Pacer:
@@ -61,7 +87,7 @@ class Pacer:
         self._t0_wall: int | None = None
         self._t0_rec = 0
         self._cpu0 = 0.0
-        self._lateness: array[int] = array("q")
+        self.lateness = LatenessHistogram()
 
     @property
     def started(self) -> bool:
@@ -101,21 +127,21 @@ class Pacer:
         while now < due:
             now = time.perf_counter_ns()
         if self.record:
-            self._lateness.append(now - due)
+            self.lateness.add(now - due)
 
     def stats(self) -> PacerStats:
-        """Lateness percentiles and CPU cost so far."""
-        values = array("q", sorted(self._lateness))
+        """Lateness percentiles (1 us resolution) and CPU cost so far."""
+        hist = self.lateness
         wall = (time.perf_counter_ns() - self._t0_wall) / 1e9 if self._t0_wall else 0.0
         cpu = time.process_time() - self._cpu0 if self._t0_wall else 0.0
         return PacerStats(
-            events=len(values),
-            p50_ns=_percentile(values, 0.50),
-            p99_ns=_percentile(values, 0.99),
-            max_ns=int(values[-1]) if values else 0,
+            events=hist.events,
+            p50_ns=hist.percentile(0.50),
+            p99_ns=hist.percentile(0.99),
+            max_ns=hist.max_ns,
             wall_s=wall,
             cpu_s=cpu,
         )
 
 
-__all__ = ["DEFAULT_SPIN_NS", "Pacer", "PacerStats"]
+__all__ = ["DEFAULT_SPIN_NS", "LatenessHistogram", "Pacer", "PacerStats"]

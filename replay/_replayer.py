@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import pyarrow as pa
 
@@ -21,58 +21,13 @@ from replay._archive import BASE_COLUMNS, Archive
 from replay._hash import ContentHasher
 from replay._merge import STREAM_INDEX, merge_archive
 from replay._pacer import DEFAULT_SPIN_NS, Pacer, PacerStats
+from replay._rows import EventChunker, ints
+from replay._schedule import PacedDelivery
 from replay._times import TimeLike, parse_time
 from schemas.errors import ArchiveError, ConfigError
-from schemas.handler import HandlerLike, as_handler
-from schemas.message import Event, Gap, Message, Source
+from schemas.handler import CallableHandler, HandlerLike, as_handler
+from schemas.message import Event, Gap, Message
 from schemas.streams import parse_stream, parse_stream_list
-
-_SOURCES = {s.value: s for s in Source}
-_new = Message.__new__
-# Message is slotted and immutable (its __setattr__ raises); building one through the slot
-# descriptors gives the same object as Message(...) at ~60% of the cost, which is what lets
-# a replay reach >= 500k messages/s.
-_SET = [
-    Message.__dict__[name].__set__
-    for name in ("stream", "recv_ns", "raw", "conn_id", "seq", "source", "_data")
-]
-
-
-def ints(column: pa.ChunkedArray[Any] | pa.Array[Any]) -> list[int]:
-    """A non-null integer column as a Python list."""
-    return cast(list[int], column.to_pylist())
-
-
-def _make_messages(table: pa.Table, names: list[str]) -> list[Message]:
-    """The rows of a merged table as :class:`Message` objects, in order."""
-    raws = table.column("raw")
-    if raws.null_count:
-        raise ArchiveError(
-            f"{raws.null_count} row(s) without stored raw text in "
-            f"{sorted({names[i] for i in set(ints(table.column(STREAM_INDEX)))})}"
-        )
-    s_stream, s_recv, s_raw, s_conn, s_seq, s_source, s_data = _SET
-    out: list[Message] = []
-    append = out.append
-    for idx, recv, raw, conn, seq, src in zip(
-        ints(table.column(STREAM_INDEX)),
-        ints(table.column("recv_ns")),
-        raws.to_pylist(),
-        table.column("conn_id").to_pylist(),
-        table.column("seq").to_pylist(),
-        table.column("source").to_pylist(),
-        strict=True,
-    ):
-        msg = _new(Message)
-        s_stream(msg, names[idx])
-        s_recv(msg, recv)
-        s_raw(msg, raw)
-        s_conn(msg, conn)
-        s_seq(msg, seq)
-        s_source(msg, _SOURCES.get(src, Source.WS))
-        s_data(msg, None)
-        append(msg)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +41,20 @@ class ReplayStats:
 
 
 def _select_streams(archive: Archive, streams: Iterable[str] | str | None) -> list[str]:
+    recorded = archive.streams()
     if streams is None:
-        return archive.streams()
+        return recorded
     if isinstance(streams, str):
-        return sorted(s.name for s in parse_stream_list(streams))
-    return sorted({parse_stream(s).name for s in streams})
+        chosen = sorted(s.name for s in parse_stream_list(streams))
+    else:
+        chosen = sorted({parse_stream(s).name for s in streams})
+    unknown = [s for s in chosen if s not in recorded]
+    if unknown:
+        raise ArchiveError(
+            f"stream(s) not in archive {archive.root}: {', '.join(unknown)} "
+            f"(recorded: {', '.join(recorded) or 'none'})"
+        )
+    return chosen
 
 
 class Replayer:
@@ -137,20 +101,11 @@ class Replayer:
 
     def events(self) -> Iterator[Event]:
         """Every message and gap in delivery order, unpaced (a plain generator)."""
-        gaps = self.gaps()
-        gi = 0
+        chunker = EventChunker(self.streams, self.gaps())
         for table in self.tables():
-            msgs = _make_messages(table, self.streams)
-            recv = ints(table.column("recv_ns"))
-            i = 0
-            while gi < len(gaps) and gaps[gi].start_ns <= recv[-1]:
-                j = bisect_left(recv, gaps[gi].start_ns, i)
-                yield from msgs[i:j]
-                yield gaps[gi]
-                gi += 1
-                i = j
-            yield from msgs[i:]
-        yield from gaps[gi:]
+            chunker.feed(table)
+            yield from chunker.chunk(table.num_rows)
+        yield from chunker.tail()
 
     def content_hash(self) -> str:
         """SHA-256 over ``(stream, recv_ns, raw)`` of every selected message, in order.
@@ -175,51 +130,32 @@ class Replayer:
     async def run(self, handler: HandlerLike) -> ReplayStats:
         """Deliver the selection to ``handler`` (an object or a plain callable), paced."""
         target = as_handler(handler)
-        on_message = target.on_message
+        on_message: Callable[[Message], Awaitable[Any]] = target.on_message
+        if isinstance(target, CallableHandler) and inspect.iscoroutinefunction(target.func):
+            on_message = target.func  # same call, without the adapter's per-message checks
         on_gap = target.on_gap
-        pacer = Pacer(self.speed, self.spin_ns) if self.speed > 0 else None
-        gaps = self.gaps()
-        gi = n_msgs = n_gaps = 0
-        anchor = self.start
-        wait: Callable[[int], Any] | None = pacer.wait if pacer is not None else None
-        for table in self.tables():
-            msgs = _make_messages(table, self.streams)
-            recv = ints(table.column("recv_ns"))
-            if pacer is not None and not pacer.started:
-                # The schedule starts at --start, else at the first event (message or gap).
-                if anchor is None:
-                    anchor = min(recv[0], gaps[0].start_ns) if gaps else recv[0]
-                pacer.anchor(anchor)
-            i = 0
-            while i < len(msgs):
-                j = len(msgs)
-                gap = None
-                if gi < len(gaps) and gaps[gi].start_ns <= recv[-1]:
-                    gap = gaps[gi]
-                    j = bisect_left(recv, gap.start_ns, i)
-                if wait is None:
-                    for msg in msgs[i:j]:
+        chunker = EventChunker(self.streams, self.gaps())
+        pacing = None
+        if self.speed == 0:
+            n_msgs = n_gaps = 0
+            for table in self.tables():
+                chunker.feed(table)
+                for msgs, gap in chunker.segments(table.num_rows):
+                    for msg in msgs:
                         await on_message(msg)
-                else:
-                    for msg in msgs[i:j]:
-                        await wait(msg.recv_ns)
-                        await on_message(msg)
-                n_msgs += j - i
-                i = j
-                if gap is not None:
-                    if wait is not None:
-                        await wait(max(gap.start_ns, anchor or gap.start_ns))
-                    await on_gap(gap)
-                    gi += 1
-                    n_gaps += 1
-        for gap in gaps[gi:]:
-            if pacer is not None:
-                if not pacer.started:
-                    pacer.anchor(anchor if anchor is not None else gap.start_ns)
-                await pacer.wait(max(gap.start_ns, anchor or gap.start_ns))
-            await on_gap(gap)
-            n_gaps += 1
-        stats = ReplayStats(n_msgs, n_gaps, pacer.stats() if pacer is not None else None)
+                    n_msgs += len(msgs)
+                    if gap is not None:
+                        await on_gap(gap)
+                        n_gaps += 1
+            for gap in chunker.tail():
+                await on_gap(gap)
+                n_gaps += 1
+        else:
+            pacer = Pacer(self.speed, self.spin_ns)
+            delivery = PacedDelivery(self.tables(), chunker, pacer, self.start)
+            await delivery.run(on_message, on_gap)
+            n_msgs, n_gaps, pacing = delivery.messages, delivery.gaps, pacer.stats()
+        stats = ReplayStats(n_msgs, n_gaps, pacing)
         self.last_stats = stats
         return stats
 

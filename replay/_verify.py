@@ -47,7 +47,6 @@ _GAP_FIELDS: list[pa.Field[Any]] = [
     pa.field("end_ns", pa.int64()), pa.field("kind", pa.string()),
     pa.field("detail", pa.string()), pa.field("recovered", pa.bool_())]
 GAP_SCHEMA = pa.schema(_GAP_FIELDS)
-BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,17 +138,22 @@ def check_file(path: Path, expected: pa.Schema, report: VerifyReport,
         first = last = None
         disorder = None
         try:
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
-                hasher.update(batch)
+            for rg in range(pf.num_row_groups):
+                group = pf.read_row_group(rg, use_threads=False)
+                for name in _stats_mismatch(pf.metadata.row_group(rg), group):
+                    report.problems.append(Problem(
+                        rel, "checksum", f"row group {rg} statistics of {name} differ from "
+                        "its values"))
+                hasher.update(group)
                 if with_raw:
-                    update_raw_checksum(raw_hash, batch)
-                if part is None or batch.num_rows == 0:
+                    update_raw_checksum(raw_hash, group)
+                if part is None or group.num_rows == 0:
                     continue
-                recv = batch.column("recv_ns")
+                recv = group.column("recv_ns").combine_chunks()
                 if first is None:
                     first = recv[0].as_py()
                 if disorder is None:
-                    disorder = _first_decrease(recv, last, hasher.rows - batch.num_rows)
+                    disorder = _first_decrease(recv, last, hasher.rows - group.num_rows)
                 last = recv[-1].as_py()
         except (OSError, pa.ArrowException, ValueError) as exc:
             report.problems.append(Problem(rel, "unreadable",
@@ -171,6 +175,26 @@ def check_file(path: Path, expected: pa.Schema, report: VerifyReport,
     if part is not None:
         _check_partition_rows(report, rel, part, rows, first, last, disorder)
     return rows
+
+
+def _stats_mismatch(rg: Any, table: pa.Table) -> list[str]:
+    """Columns whose footer statistics (null count, numeric min/max) disagree with the rows."""
+    bad = []
+    for j in range(rg.num_columns):
+        meta = rg.column(j)
+        st = meta.statistics
+        name = meta.path_in_schema
+        if st is None or name not in table.column_names:
+            continue
+        col = table.column(name)
+        if st.has_null_count and st.null_count != col.null_count:
+            bad.append(name)
+        elif st.has_min_max and (pa.types.is_integer(col.type) or pa.types.is_floating(
+                col.type) or pa.types.is_boolean(col.type)):
+            mm = pc.min_max(col)
+            if (mm["min"].as_py(), mm["max"].as_py()) != (st.min, st.max):
+                bad.append(name)
+    return bad
 
 
 def _first_decrease(recv: Any, prev: int | None, base: int) -> int | None:

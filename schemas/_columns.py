@@ -115,31 +115,38 @@ _SAFE: dict[str, Callable[[Any], Any]] = {
 }
 _NUMBERS = frozenset({int, float, _NONE})
 _INTS = frozenset({int, _NONE})
-_STRS = frozenset({str, _NONE})
 _BOOLS = frozenset({bool, _NONE})
+
+
+def _as_strings(values: Sequence[Any]) -> pa.Array[Any] | None:
+    """``values`` as an Arrow string array if every value is a str or None (Arrow checks)."""
+    try:
+        return pa.array(values, pa.string())
+    except (pa.ArrowException, TypeError):
+        return None
 
 
 def scalar_array(kind: str, values: Sequence[Any]) -> pa.Array[Any]:
     """Convert JSON scalars to an Arrow array of ``kind``; bad values become null."""
     typ = _ARROW[kind]
-    classes = set(map(type, values))
     try:
-        if kind == F64:
-            if classes <= _STRS:
-                return pa.array(values, pa.string()).cast(typ)
-            if classes <= _NUMBERS:
+        if kind in (F64, STR):
+            # The common case (decimal strings, BINANCE.md section 3) needs no type scan:
+            # Arrow rejects any non-str value itself.
+            strings = _as_strings(values)
+            if strings is not None:
+                return strings if kind == STR else strings.cast(typ)
+            if kind == F64 and set(map(type, values)) <= _NUMBERS:
                 return pa.array(values, typ)
-        elif kind == NS:
-            if classes <= _INTS:
+        else:
+            # Arrow would truncate 1.5 or accept True for int64: scan the types first.
+            classes = set(map(type, values))
+            if kind == NS and classes <= _INTS:
                 return pc.multiply_checked(pa.array(values, typ), NS_PER_MS)
-        elif kind in (I64, I32):
-            if classes <= _INTS:
+            if kind in (I64, I32) and classes <= _INTS:
                 return pa.array(values, typ)
-        elif kind == STR:
-            if classes <= _STRS:
+            if kind == BOOL and classes <= _BOOLS:
                 return pa.array(values, typ)
-        elif classes <= _BOOLS:
-            return pa.array(values, typ)
     except (pa.ArrowException, OverflowError, ValueError):
         pass
     return pa.array(list(map(_SAFE[kind], values)), typ)

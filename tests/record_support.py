@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,14 @@ def config(exchange: SimExchange, archive: Path, streams: list[str], **kw: Any) 
                                               rest_url=exchange.rest_url), **values)
 
 
-async def record_for(recorder: Recorder, seconds: float) -> int:
+async def record_for(recorder: Recorder, seconds: float,
+                     before_stop: Callable[[], object] | None = None) -> int:
     """Run ``recorder`` for ``seconds``; return the wall time (ns) at which stop was asked."""
     task = asyncio.create_task(recorder.run())
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), seconds)
-    except TimeoutError:
-        pass
+    if before_stop is not None:
+        before_stop()
     stop_ns = time.time_ns()
     recorder.stop()
     await asyncio.wait_for(task, 20)

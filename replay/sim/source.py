@@ -121,7 +121,7 @@ class SimSource:
             if self.market.tick >= due:
                 await asyncio.sleep(origin + (self.market.tick + 1) * tick_s - loop.time())
                 continue
-            for _ in range(min(due - self.market.tick, 50)):  # catch up, but keep serving
+            for _ in range(min(due - self.market.tick, 5)):  # catch up, but keep serving
                 frames = self.market.step(self._wanted_streams())
                 self._ring.append((frames, self.user.step(self.market.now_ms())))
                 self._next_seq += 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +23,10 @@ from replay.wire.routing import RoutingMode, resolve
 from replay.wire.sendlog import SendLog, SentKind
 from replay.wire.source import Close, Drop, FrameSource, RawFrame, Session, Stall
 from schemas.wire import make_envelope
+
+_log = logging.getLogger(__name__)
+_GONE = ConnectionError
+"""The client went away mid-send: normal, not worth a warning."""
 
 CLOSE_TOO_MANY_REQUESTS = 1008
 CLOSE_GOING_AWAY = 1001
@@ -86,10 +91,12 @@ class Connection:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, Exception) and not isinstance(result, _GONE):
+                    _log.warning("connection %d: %r", self.conn_id, result)
             if not self.ws.closed and not self.transport.is_closing():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.ws.close(), 1.0)
+                await self.close(1000, "")
 
     async def close(self, code: int, reason: str) -> None:
         """Send a close frame (logged) and finish the closing handshake."""
@@ -113,7 +120,8 @@ class Connection:
 
     # -- inbound -------------------------------------------------------------------------
     async def _reader(self) -> None:
-        async for msg in self.ws:
+        while True:
+            msg = await self.ws.receive()
             if msg.type is WSMsgType.PING:
                 await self._wait_stall()
                 await self.ws.pong(msg.data)  # Binance echoes the ping payload
@@ -121,8 +129,12 @@ class Connection:
             if msg.type is WSMsgType.PONG:
                 self._unanswered_since = None  # unsolicited pongs are fine too
                 continue
+            if msg.type is WSMsgType.CLOSE:
+                # aiohttp answered with a close frame (code 1000) before returning it.
+                self._log(SentKind.CLOSE, "", "1000 ")
+                return
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                break
+                return
             if self._over_rate():
                 await self.close(CLOSE_TOO_MANY_REQUESTS, "Too many requests")
                 return

@@ -75,9 +75,8 @@ class WireServer:
             raise ConfigError(f"cannot listen on {self.config.host}:{self.config.port}: "
                               f"{exc.strerror or exc}") from exc
         self._runner = runner
-        server = site._server  # asyncio.Server; aiohttp exposes no public accessor
-        sockets = getattr(server, "sockets", None) or []
-        self._port = sockets[0].getsockname()[1] if sockets else self.config.port
+        addresses = runner.addresses
+        self._port = int(addresses[0][1]) if addresses else self.config.port
 
     async def stop(self) -> None:
         """Close every connection with 1001 and stop listening."""

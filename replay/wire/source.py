@@ -165,11 +165,18 @@ class FrameSource(Protocol):
         ...
 
     async def keepalive_listen_key(self, api_key: str, listen_key: str) -> bool:
-        """``PUT /fapi/v1/listenKey``: extend; ``False`` -> ``-1125`` key does not exist."""
+        """``PUT /fapi/v1/listenKey``: extend; ``False`` -> ``-1125`` key does not exist.
+
+        ``listen_key`` is ``""`` when the client sent none (Binance USD-M needs none: it
+        means the API key's active key).
+        """
         ...
 
     async def delete_listen_key(self, api_key: str, listen_key: str) -> bool:
-        """``DELETE /fapi/v1/listenKey``: invalidate and emit ``listenKeyExpired``."""
+        """``DELETE /fapi/v1/listenKey``: invalidate and emit ``listenKeyExpired``.
+
+        ``listen_key`` may be ``""`` as for :meth:`keepalive_listen_key`.
+        """
         ...
 
     def listen_key_known(self, listen_key: str) -> bool:

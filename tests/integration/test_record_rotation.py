@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from recorder import Recorder
-from replay.wire.connection import ConnLimits
-from replay.wire.server import WireConfig
 from replay.sim.config import SimConfig
 from replay.sim.exchange import SimExchange
+from replay.wire.connection import ConnLimits
+from replay.wire.server import WireConfig
 from tests.record_support import config, gap_rows, record_for, sent_by_stream, stream_rows
 
 STREAMS = ["btcusdt@aggTrade", "ethusdt@aggTrade", "btcusdt@bookTicker", "ethusdt@depth@100ms"]
@@ -17,13 +17,13 @@ STREAMS = ["btcusdt@aggTrade", "ethusdt@aggTrade", "btcusdt@bookTicker", "ethusd
 
 async def test_rotations_leave_no_gap_and_no_duplicate(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
-    # The sim ends every connection after 2 s (Binance: 24 h); the recorder rotates at 1.2 s.
+    # The sim ends every connection after 1 s (Binance: 24 h); the recorder rotates at 0.5 s.
     exchange = SimExchange(SimConfig(rate=400.0, cadence_scale=0.1, seed=3),
-                           WireConfig(limits=ConnLimits(max_age=2.0)))
+                           WireConfig(limits=ConnLimits(max_age=1.0)))
     await exchange.start()
     try:
-        recorder = Recorder(config(exchange, archive, STREAMS, rotate_after_s=1.2, overlap_s=0.5))
-        stop_ns = await record_for(recorder, 10.0)
+        recorder = Recorder(config(exchange, archive, STREAMS, rotate_after_s=0.5, overlap_s=0.3))
+        stop_ns = await record_for(recorder, 4.0)
         sent = sent_by_stream(exchange.send_log.data())
     finally:
         await exchange.stop()

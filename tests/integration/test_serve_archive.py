@@ -8,6 +8,9 @@ Binance's examples, and python-binance's AsyncClient/BinanceSocketManager.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +18,8 @@ import aiohttp
 import orjson
 import pytest
 import websockets
+from binance import AsyncClient
+from binance.ws.streams import BinanceSocketManager
 
 from replay import Archive, Replayer
 from replay._archive_source import ArchiveSource
@@ -27,6 +32,9 @@ from tests.replay_support import MS, agg_trades, load_capture, write_partition
 DATA = Path(__file__).resolve().parents[1] / "data"
 CAPTURE = DATA / "book_btcusdt_20240808_head6000_depth_bookticker.txt.gz"
 TIMEOUT = 20
+# Clients below pass max_queue=None: they stop reading before the recorded data ends, and
+# websockets' bounded receive queue would otherwise leave the server's close frame unread
+# behind it (close() then waits its full close_timeout).
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +80,7 @@ async def test_raw_ws_path_gets_recorded_payloads_byte_identical(
         server: WireServer, archive_dir: Path) -> None:
     expected = [m.raw for m in _recorded(archive_dir, "btcusdt@aggTrade")]
     # As in Binance's examples: wss://fstream.binance.com/ws/btcusdt@aggTrade
-    async with websockets.connect(f"{server.ws_url}/ws/btcusdt@aggTrade") as ws:
+    async with websockets.connect(f"{server.ws_url}/ws/btcusdt@aggTrade", max_queue=None) as ws:
         got = await _recv_n(ws, len(expected))
     assert got == expected
 
@@ -82,7 +90,6 @@ async def test_combined_stream_envelopes_in_archive_order(
     recorded = _recorded(archive_dir, "btcusdt@bookTicker", "btcusdt@depth@0ms")
     expected = [make_envelope(m.stream, m.raw) for m in recorded[:800]]
     url = f"{server.ws_url}/stream?streams=btcusdt@bookTicker/btcusdt@depth@0ms"
-    # max_queue=None: keep reading after close() so the close frame behind the data arrives.
     async with websockets.connect(url, max_size=1 << 22, max_queue=None) as ws:
         got = await _recv_n(ws, len(expected))
     assert got == expected
@@ -91,7 +98,7 @@ async def test_combined_stream_envelopes_in_archive_order(
 
 async def test_subscribe_list_and_market_route(server: WireServer, archive_dir: Path) -> None:
     expected = [m.raw for m in _recorded(archive_dir, "btcusdt@aggTrade")]
-    async with websockets.connect(f"{server.ws_url}/market/ws") as ws:
+    async with websockets.connect(f"{server.ws_url}/market/ws", max_queue=None) as ws:
         await ws.send('{"method":"SUBSCRIBE","params":["btcusdt@aggTrade"],"id":1}')
         await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":3}')
         frames = await _recv_n(ws, len(expected) + 2)
@@ -128,21 +135,18 @@ async def test_paced_session_keeps_order(archive_dir: Path) -> None:
     source = ArchiveSource(Archive(archive_dir), speed=50)
     expected = [m.raw for m in _recorded(archive_dir, "btcusdt@aggTrade")][:100]
     async with WireServer(source, WireConfig(routing=RoutingMode.OPEN)) as srv:
-        async with websockets.connect(f"{srv.ws_url}/ws/btcusdt@aggTrade") as ws:
+        url = f"{srv.ws_url}/ws/btcusdt@aggTrade"
+        async with websockets.connect(url, max_queue=None) as ws, aiohttp.ClientSession() as http:
             got = await _recv_n(ws, len(expected))
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"{srv.rest_url}/fapi/v1/time") as resp:
-                    clock_ms = (await resp.json())["serverTime"]
+            async with http.get(f"{srv.rest_url}/fapi/v1/time") as resp:
+                clock_ms = (await resp.json())["serverTime"]
     assert got == expected
     last = orjson.loads(expected[-1])["E"]
     assert clock_ms >= last  # REST time follows the session's replay clock
 
 
 async def test_python_binance_client(server: WireServer, archive_dir: Path) -> None:
-    binance = pytest.importorskip("binance")
-    from binance.ws.streams import BinanceSocketManager
-
-    client = binance.AsyncClient()  # create() would ping the spot API first: not served
+    client = AsyncClient()  # create() would ping the spot API first: not served
     client.FUTURES_URL = f"{server.rest_url}/fapi"
     try:
         book = await client.futures_order_book(symbol="BTCUSDT", limit=10)
@@ -164,3 +168,36 @@ async def test_python_binance_client(server: WireServer, archive_dir: Path) -> N
     assert server_time["serverTime"] > 0
     assert info["symbols"][0]["symbol"] == "BTCUSDT"
     assert got == [{"stream": m.stream, "data": m.data} for m in recorded]
+
+
+async def test_strict_routes_filter_streams_by_route(archive_dir: Path) -> None:
+    source = ArchiveSource(Archive(archive_dir), speed=0)
+    async with WireServer(source, WireConfig(routing=RoutingMode.STRICT)) as srv:
+        # Today's Binance: aggTrade is a /market stream, silent on an unrouted socket.
+        url = f"{srv.ws_url}/ws/btcusdt@aggTrade/btcusdt@bookTicker"
+        async with websockets.connect(url, max_queue=None) as ws:
+            got = await _recv_n(ws, 300)
+    assert all('"e":"bookTicker"' in g for g in got)
+
+
+async def test_serve_command_runs_until_interrupted(archive_dir: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ticktape", "serve", "--archive", str(archive_dir), "--port", "0",
+        "--speed", "0", stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(TIMEOUT):
+            banner = (await proc.stderr.readline()).decode()
+        ws_url = banner.split(" on ")[1].split()[0]
+        assert ws_url.startswith("ws://127.0.0.1:")
+        expected = [m.raw for m in _recorded(archive_dir, "btcusdt@aggTrade")][:10]
+        async with websockets.connect(f"{ws_url}/ws/btcusdt@aggTrade", max_queue=None) as ws:
+            assert await _recv_n(ws, 10) == expected
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(TIMEOUT):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

@@ -12,8 +12,16 @@ import pytest
 
 from replay import Archive
 from schemas.errors import ArchiveError, CorruptDataError
-from tests.replay_support import MS, SEC, T0, a_gap, agg_trades, book_tickers, write_gaps, \
-    write_partition
+from tests.replay_support import (
+    MS,
+    SEC,
+    T0,
+    a_gap,
+    agg_trades,
+    book_tickers,
+    write_gaps,
+    write_partition,
+)
 
 
 class _CountingReader(io.RawIOBase):

@@ -10,9 +10,16 @@ import pytest
 from click.testing import CliRunner
 
 from replay import Replayer
+from tests.replay_support import (
+    MS,
+    T0,
+    a_gap,
+    agg_trades,
+    book_tickers,
+    write_gaps,
+    write_partition,
+)
 from ticktape.cli import cli, main
-from tests.replay_support import MS, T0, a_gap, agg_trades, book_tickers, write_gaps, \
-    write_partition
 
 
 @pytest.fixture
@@ -91,3 +98,11 @@ def test_errors_are_one_line(archive: Path, capsys: pytest.CaptureFixture[str]) 
             main(argv)
         err = capsys.readouterr().err
         assert info.value.code != 0 and needle in err and err.count("\n") == 1, err
+
+
+def test_unknown_stream_names_what_is_recorded(archive: Path) -> None:
+    result = CliRunner().invoke(cli, ["replay", "--archive", str(archive), "--streams",
+                                      "ethusdt@aggTrade"])
+    assert result.exit_code != 0
+    assert "ethusdt@aggTrade" in str(result.exception)
+    assert "btcusdt@bookTicker" in str(result.exception)

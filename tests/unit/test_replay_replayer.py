@@ -11,8 +11,16 @@ from replay import HashingHandler, Replayer
 from replay._merge import merge_runs
 from schemas.errors import ConfigError
 from schemas.message import Event, Gap, GapKind, Message, Source
-from tests.replay_support import MS, SEC, T0, a_gap, agg_trades, book_tickers, write_gaps, \
-    write_partition
+from tests.replay_support import (
+    MS,
+    SEC,
+    T0,
+    a_gap,
+    agg_trades,
+    book_tickers,
+    write_gaps,
+    write_partition,
+)
 
 
 def _two_stream_archive(root: Path) -> tuple[list[Message], list[Message]]:
@@ -84,7 +92,7 @@ async def test_filters_by_stream_start_and_end(tmp_path: Path) -> None:
 
 
 async def test_same_selection_same_hash(tmp_path: Path) -> None:
-    trades, books = _two_stream_archive(tmp_path)
+    _, books = _two_stream_archive(tmp_path)
     first = Replayer(tmp_path, speed=0).content_hash()
     assert Replayer(tmp_path, speed=0).content_hash() == first
     handler = HashingHandler()
@@ -94,9 +102,10 @@ async def test_same_selection_same_hash(tmp_path: Path) -> None:
     assert only != first
     # One changed byte changes the hash.
     (tmp_path / "streams" / "stream=btcusdt@bookTicker").rename(tmp_path / "bt")
-    write_partition(tmp_path, "btcusdt@bookTicker", books[:59] + [
-        Message(books[59].stream, books[59].recv_ns, books[59].raw.replace("0.2", "0.3"),
-                books[59].conn_id, books[59].seq)])
+    last = books[59]
+    changed = Message(last.stream, last.recv_ns, last.raw.replace("0.2", "0.3"), last.conn_id,
+                      last.seq)
+    write_partition(tmp_path, "btcusdt@bookTicker", [*books[:59], changed])
     assert Replayer(tmp_path, speed=0).content_hash() != first
 
 
@@ -147,3 +156,31 @@ async def test_speed_one_keeps_order_and_is_never_early(tmp_path: Path) -> None:
             assert wall - t0 >= (recv - T0) / speed  # never early
         assert stats.pacing is not None and stats.pacing.events == len(data)
         assert stats.pacing.p50_ns >= 0
+
+
+async def test_paced_run_delivers_the_same_sequence_as_unpaced(tmp_path: Path) -> None:
+    trades, books = _two_stream_archive(tmp_path)
+    write_gaps(tmp_path, [a_gap("*", T0 - MS, T0 + MS),
+                          a_gap("btcusdt@aggTrade", T0 + 70 * MS, T0 + 90 * MS),
+                          a_gap("btcusdt@bookTicker", T0 + SEC, T0 + 2 * SEC)])
+    unpaced = list(Replayer(tmp_path, speed=0).events())
+    paced: list[Event] = []
+    stats = await Replayer(tmp_path, speed=100).run(paced.append)
+    assert paced == unpaced and stats.messages == 100 and stats.gaps == 3
+    window: list[Event] = []
+    await Replayer(tmp_path, start=T0 + 50 * MS, end=T0 + 60 * MS, speed=100).run(window.append)
+    assert window == [e for e in unpaced if isinstance(e, Message)
+                      and T0 + 50 * MS <= e.recv_ns < T0 + 60 * MS]
+
+
+async def test_handler_error_propagates_and_replay_can_run_again(tmp_path: Path) -> None:
+    _two_stream_archive(tmp_path)
+    replayer = Replayer(tmp_path, speed=1000)
+
+    async def boom(event: Event) -> None:
+        raise RuntimeError("strategy failed")
+
+    with pytest.raises(RuntimeError, match="strategy failed"):
+        await replayer.run(boom)
+    seen: list[Event] = []
+    assert (await replayer.run(seen.append)).messages == 100 == len(seen)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 from collections import defaultdict
 from typing import Any
@@ -14,7 +16,7 @@ from replay.sim.stats import interval_bounds
 from schemas.streams import parse_stream
 
 START_MS = 1_771_263_510_000
-ALL_BTC = {
+ALL_BTC = frozenset({
     "btcusdt@aggTrade", "btcusdt@trade", "btcusdt@bookTicker", "btcusdt@depth@0ms",
     "btcusdt@depth", "btcusdt@depth@100ms", "btcusdt@depth@500ms", "btcusdt@rpiDepth@500ms",
     "btcusdt@depth20@100ms", "btcusdt@depth5", "btcusdt@markPrice", "btcusdt@markPrice@1s",
@@ -22,12 +24,14 @@ ALL_BTC = {
     "btcusdt@miniTicker", "btcusdt@ticker", "!ticker@arr", "!miniTicker@arr", "!bookTicker",
     "btcusdt@forceOrder", "!forceOrder@arr", "btcusdt@compositeIndex", "!contractInfo",
     "btcusdt@assetIndex", "!assetIndex@arr",
-}
+})
 
 
-def run(seed: int = 5, ticks: int = 400, wanted: set[str] | None = None,
-        **kw: Any) -> tuple[Market, list[tuple[int, str, str]]]:
-    config = SimConfig(seed=seed, rate=3000, cadence_scale=0.05, **kw)
+@functools.cache
+def run(seed: int = 5, ticks: int = 400, wanted: frozenset[str] | None = None
+        ) -> tuple[Market, list[tuple[int, str, str]]]:
+    """Frames of a fresh market (cached: tests only read the result)."""
+    config = SimConfig(seed=seed, rate=3000, cadence_scale=0.05)
     market = Market(config, START_MS)
     frames = []
     for _ in range(ticks):
@@ -43,16 +47,16 @@ def by_stream(frames: list[tuple[int, str, str]]) -> dict[str, list[Any]]:
 
 
 def test_same_seed_same_market_other_seed_differs() -> None:
-    _, a = run(seed=5, ticks=150)
-    _, b = run(seed=5, ticks=150)
-    _, c = run(seed=6, ticks=150)
+    _, a = run.__wrapped__(seed=5, ticks=150)
+    _, b = run.__wrapped__(seed=5, ticks=150)
+    _, c = run.__wrapped__(seed=6, ticks=150)
     assert a == b
     assert a != c
 
 
 def test_rendering_choice_does_not_change_the_market() -> None:
     full, _ = run(ticks=200)
-    narrow, frames = run(ticks=200, wanted={"btcusdt@aggTrade"})
+    narrow, frames = run(ticks=200, wanted=frozenset({"btcusdt@aggTrade"}))
     assert {n for _, n, _ in frames} == {"btcusdt@aggTrade"}
     assert full.symbols["BTCUSDT"].snapshot(1000, 0) == narrow.symbols["BTCUSDT"].snapshot(1000, 0)
 
@@ -83,7 +87,7 @@ def test_pu_chain(name: str) -> None:
     _, frames = run()
     events = by_stream(frames)[name]
     assert len(events) > 5
-    for prev, cur in zip(events, events[1:], strict=False):
+    for prev, cur in itertools.pairwise(events):
         assert cur["pu"] == prev["u"]
         assert prev["u"] < cur["U"] <= cur["u"]
 
@@ -112,7 +116,7 @@ def test_snapshot_plus_diffs_equals_book_and_partials_and_book_ticker() -> None:
     wanted = {"btcusdt@depth@100ms", "btcusdt@depth20@100ms", "btcusdt@bookTicker",
               "btcusdt@depth@0ms"}
     frames = []
-    for _ in range(300):
+    while market.tick < 330 or market.tick % 10:  # end on a tick that closes a 100 ms window
         frames.extend(market.step(wanted))
     book = {"bids": dict(map(tuple, snap["bids"])), "asks": dict(map(tuple, snap["asks"]))}
     last_u = None
@@ -133,8 +137,9 @@ def test_snapshot_plus_diffs_equals_book_and_partials_and_book_ticker() -> None:
             assert (event["b"], event["a"]) == _top(book, 20)
             checked_partials += 1
     assert checked_partials > 10
-    assert _top(book, 1000) == (snap2 := sym.snapshot(1000, 0), (snap2["bids"], snap2["asks"]))[1]
     assert last_u == sym.book.last_update_id
+    final = sym.snapshot(1000, 0)
+    assert _top(book, 1000) == (final["bids"], final["asks"])
 
 
 def test_book_ticker_u_matches_the_real_time_depth_update() -> None:
@@ -195,7 +200,7 @@ def test_payload_key_order_and_types() -> None:
 
 
 def test_closed_klines_are_sent_once_with_x_true() -> None:
-    _, frames = run(ticks=450, wanted={"btcusdt_perpetual@continuousKline_1s"})
+    _, frames = run(ticks=450, wanted=frozenset({"btcusdt_perpetual@continuousKline_1s"}))
     bars = by_stream(frames)["btcusdt_perpetual@continuousKline_1s"]
     closed = [b["k"] for b in bars if b["k"]["x"]]
     assert closed and len({b["t"] for b in closed}) == len(closed)
@@ -203,7 +208,7 @@ def test_closed_klines_are_sent_once_with_x_true() -> None:
 
 
 def test_rest_agg_trades_from_id_inclusive() -> None:
-    market, frames = run(ticks=200, wanted={"btcusdt@aggTrade"})
+    market, frames = run(ticks=200, wanted=frozenset({"btcusdt@aggTrade"}))
     sent = by_stream(frames)["btcusdt@aggTrade"]
     rows = market.symbols["BTCUSDT"].agg_rows(sent[10]["a"], 5)
     assert [r["a"] for r in rows] == [s["a"] for s in sent[10:15]]

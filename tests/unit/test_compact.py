@@ -1,0 +1,129 @@
+"""``compact``: 96 quarter-hour partitions become one file per stream-day, row for row."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from replay._catalog import connect
+from replay._checksum import content_checksum
+from replay._compact import compact
+from replay._partitions import list_archive
+from replay._verify import CHECKSUM_KEY, STAGING_DIR, verify
+from schemas.tables import table_for
+from tests.tools_support import T0, agg_trades, mark_price_arr, quarter_hours
+
+SEC = 1_000_000_000
+DAY = 86_400 * SEC
+STREAMS = ("btcusdt@aggTrade", "!markPrice@arr@1s")
+
+
+@pytest.fixture()
+def archive(tmp_path: Path) -> Path:
+    root = tmp_path / "arc"
+    # One message every 20 s (aggTrade) / 40 s (markPrice) for a whole day: 96 files each.
+    quarter_hours(root, agg_trades("btcusdt", T0, 4320, 20 * SEC), STREAMS[0])
+    quarter_hours(root, mark_price_arr(T0, 2160, step_ns=40 * SEC), STREAMS[1])
+    return root
+
+
+def _files(root: Path, stream: str) -> list[Path]:
+    return sorted((root / "streams" / f"stream={stream}").rglob("*.parquet"))
+
+
+def _content(paths: list[Path], stream: str) -> tuple[pa.Table, str]:
+    schema = table_for(stream).schema
+    table = pa.concat_tables([pq.read_table(p, schema=schema) for p in paths])
+    return table, content_checksum([table], schema)
+
+
+def test_96_partitions_become_one_file_with_identical_content(archive: Path) -> None:
+    before = {s: _content(_files(archive, s), s) for s in STREAMS}
+    assert all(len(_files(archive, s)) == 96 for s in STREAMS)
+    report = compact(archive, now_ns=T0 + 2 * DAY)
+    assert sorted((m.stream, m.inputs) for m in report.merges) == sorted(
+        (s, 96) for s in STREAMS)
+    for s in STREAMS:
+        files = _files(archive, s)
+        assert len(files) == 1
+        table, checksum = _content(files, s)
+        assert checksum == before[s][1]
+        assert table.equals(before[s][0])
+        merge = next(m for m in report.merges if m.stream == s)
+        assert merge.checksum == checksum and merge.rows == table.num_rows
+        stored = pq.ParquetFile(files[0]).metadata.metadata[CHECKSUM_KEY].decode()
+        assert stored == checksum
+    assert verify(archive).ok
+    con = connect(archive)
+    assert con.execute("SELECT count(*) FROM agg_trades").fetchone() == (4320,)
+    assert con.execute("SELECT count(*) FROM mark_prices").fetchone() == (4320,)
+
+
+def test_open_hour_is_left_alone(archive: Path) -> None:
+    now = T0 + DAY - 30 * 60 * SEC  # 23:30 on the recorded day
+    report = compact(archive, now_ns=now)
+    for s in STREAMS:
+        files = _files(archive, s)
+        # 23:00-23:15, 23:15-23:30 and 23:30-23:45, 23:45-24:00 stay; 92 are merged.
+        assert len(files) == 5
+        assert next(m for m in report.merges if m.stream == s).inputs == 92
+    assert any("open hour" in s for s in report.skipped)
+    assert verify(archive).ok
+
+
+def test_size_cap_splits_the_day_and_a_rerun_is_a_no_op(archive: Path) -> None:
+    total = sum(p.stat().st_size for p in _files(archive, STREAMS[0]))
+    report = compact(archive, now_ns=T0 + 2 * DAY, max_bytes=total // 3, streams=[STREAMS[0]])
+    files = _files(archive, STREAMS[0])
+    assert 3 <= len(files) <= 4 and len(report.merges) == len(files)
+    assert sum(m.rows for m in report.merges) == 4320
+    assert len(_files(archive, STREAMS[1])) == 96
+    # Merged files are smaller than their inputs, so a rerun may merge again, until it cannot.
+    for _ in range(4):
+        again = compact(archive, now_ns=T0 + 2 * DAY, max_bytes=total // 3,
+                        streams=[STREAMS[0]])
+        if not again.merges:
+            break
+    assert again.merges == [] and again.cleaned == []
+    assert all(p.stat().st_size <= total // 3 for p in _files(archive, STREAMS[0]))
+    assert verify(archive).ok
+    con = connect(archive)
+    assert con.execute("SELECT count(*) FROM agg_trades").fetchone() == (4320,)
+
+
+def test_interrupted_run_leftovers_are_cleaned_and_never_double_counted(
+        archive: Path, tmp_path: Path) -> None:
+    originals = _files(archive, STREAMS[0])
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for p in originals[:10]:
+        shutil.copy2(p, saved / p.name)
+    compact(archive, now_ns=T0 + 2 * DAY, streams=[STREAMS[0]])
+    # As if killed after the rename but before deleting the inputs, with a staged file too.
+    for p in originals[:10]:
+        shutil.copy2(saved / p.name, p)
+    (archive / STAGING_DIR / "x.parquet.tmp").write_bytes(b"partial")
+    assert len(list_archive(archive).superseded) == 10
+    report = verify(archive)
+    assert report.ok and len(report.notes) == 11
+    con = connect(archive)
+    assert con.execute("SELECT count(*), count(DISTINCT recv_ns) FROM agg_trades"
+                       ).fetchone() == (4320, 4320)
+    again = compact(archive, now_ns=T0 + 2 * DAY, streams=[STREAMS[0]])
+    assert len(again.cleaned) == 11 and again.merges == []
+    assert len(_files(archive, STREAMS[0])) == 1 and verify(archive).notes == []
+
+
+def test_corrupt_input_is_not_merged(archive: Path) -> None:
+    victim = _files(archive, STREAMS[0])[5]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) - 50])
+    report = compact(archive, now_ns=T0 + 2 * DAY, streams=[STREAMS[0]])
+    assert report.merges == []
+    assert len(report.skipped) == 1 and victim.name in report.skipped[0]
+    assert len(_files(archive, STREAMS[0])) == 96
+    assert not (archive / STAGING_DIR).exists() or not any((archive / STAGING_DIR).iterdir())
