@@ -63,6 +63,21 @@ def render(console: Console, rows: list[tuple[str, Figure]]) -> None:
     console.print(table)
 
 
+def markdown(doc: dict[str, Any]) -> str:
+    """The result table of a JSON document as GitHub Markdown (for BENCHMARKS.md)."""
+    lines = ["| benchmark | figure | value | baseline | ratio | goal | result |",
+             "|---|---|---|---|---|---|---|"]
+    for f in doc["figures"]:
+        result = {True: "pass", False: "**miss**", None: ""}[f["passed"]]
+        label = f["label"] + (f" ({f['note']})" if f["note"] else "")
+        if f["value"] is None:
+            result = "not measured"
+        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}"
+        lines.append(f"| {f['benchmark']} | {label} | {_fmt(f['value'], f['unit'])} | "
+                     f"{_fmt(f['baseline'], f['unit'])} | {ratio} | {f['goal']} | {result} |")
+    return "\n".join(lines) + "\n"
+
+
 def run(names: list[str], quick: bool, console: Console, *, tiny: bool = False,
         cache: Path | None = None) -> dict[str, Any]:
     """Run the named benchmarks; return the JSON document.
@@ -113,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller runs (< 3 min on 2 cores)")
     p.add_argument("--json", type=Path, help="write the figures as JSON to this file")
     p.add_argument("--only", help=f"comma-separated subset of: {','.join(BENCHMARKS)}")
+    p.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    p.add_argument("--from-json", type=Path, help="do not run: render --markdown from a "
+                   "JSON file written by an earlier run")
     args = p.parse_args(argv)
     names = list(BENCHMARKS)
     if args.only:
@@ -120,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in BENCHMARKS]
         if unknown:
             p.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    if args.from_json:
+        doc = orjson.loads(args.from_json.read_bytes())
+        text = markdown(doc)
+        if args.markdown:
+            args.markdown.write_text(text)
+        else:
+            print(text, end="")
+        return 0
     console = Console(width=160)
     t0 = time.perf_counter()
     doc = run(names, args.quick, console)
@@ -127,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         console.print(f"wrote {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(doc))
     return 0
 
 

@@ -4,7 +4,8 @@ Run as ``python -m benchmarks._client --ws-url ws://127.0.0.1:P --count N``. It 
 combined-stream connection per endpoint class (``/public/stream?streams=..``,
 ``/market/stream?streams=..``, the same split a Binance recorder must make, BINANCE.md
 section 1), decodes every frame with ``orjson.loads`` and stops after ``N`` frames (or on
-SIGTERM when ``N`` is 0). It prints one JSON line:
+SIGTERM when ``N`` is 0). With ``--null`` it upgrades by hand and discards the bytes unread,
+which measures the feeder's ceiling. It prints one JSON line:
 ``{"received": n, "t_first_ns": .., "t_last_ns": ..}`` (``time.monotonic_ns``, comparable
 across processes on Linux).
 """
@@ -17,6 +18,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -68,7 +70,43 @@ async def _consume(session: aiohttp.ClientSession, url: str, counter: Counter) -
                 counter.done.set()
 
 
+async def _null_sink(url: str, stop: asyncio.Event) -> int:
+    """Upgrade by hand and discard every byte (the feeder's ceiling); return bytes read."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    total = 0
+    try:
+        while not stop.is_set():
+            chunk = await reader.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+    finally:
+        writer.close()
+    return total
+
+
+async def _main_null(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    tasks = [asyncio.ensure_future(_null_sink(u, stop)) for u in route_urls(args.ws_url, STREAMS)]
+    await stop.wait()
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await t
+    print(orjson.dumps({"received": 0, "vmhwm_mb": vmhwm_mb()}).decode(), flush=True)
+
+
 async def _main(args: argparse.Namespace) -> None:
+    if args.null:
+        await _main_null(args)
+        return
     counter = Counter(args.count)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, counter.done.set)
@@ -98,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ws-url", required=True)
     p.add_argument("--count", type=int, default=0, help="stop after N frames; 0 = on SIGTERM")
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--null", action="store_true",
+                   help="discard raw bytes without websocket parsing (feeder ceiling)")
     asyncio.run(_main(p.parse_args(argv)))
 
 

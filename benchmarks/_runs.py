@@ -92,6 +92,18 @@ def run_consumer(workdir: Path, kind: str, count: int, *, rate: float = 0.0, loo
     return run
 
 
+def feeder_ceiling(workdir: Path, count: int) -> float:
+    """Frames per second the feeder writes into sockets whose reader discards the bytes."""
+    with FeederProc(count, stderr=workdir / "feeder.log") as feeder:
+        cmd = python_cmd("benchmarks._client", "--ws-url", feeder.ws_url, "--null")
+        with consumer(cmd, workdir / "null.log") as child:
+            done = feeder.event("done", timeout=120.0)
+            child.terminate()
+            child.finish(30.0)
+    secs = (done["t_last_ns"] - done["t_first_ns"]) / 1e9
+    return float(done["sent"]) / secs if secs > 0 else 0.0
+
+
 def stored_rows(archive: Path) -> int:
     """Rows in the sealed stream partitions of ``archive`` (from Parquet footers)."""
     total = 0
@@ -108,4 +120,4 @@ def guarded(fn: Callable[[], Run]) -> tuple[Run | None, str]:
         return None, f"{type(exc).__name__}: {str(exc)[:300]}"
 
 
-__all__ = ["Run", "guarded", "run_consumer", "stored_rows"]
+__all__ = ["Run", "feeder_ceiling", "guarded", "run_consumer", "stored_rows"]

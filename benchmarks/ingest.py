@@ -12,7 +12,7 @@ what it did take.
 from __future__ import annotations
 
 from benchmarks._common import Config, Figure, Outcome, at_least, missing
-from benchmarks._runs import guarded, run_consumer
+from benchmarks._runs import feeder_ceiling, guarded, run_consumer
 
 NAME = "ingest"
 KEYS = ["ingest_msgs_per_s", "ingest_baseline_msgs_per_s", "ingest_ratio"]
@@ -22,9 +22,18 @@ def run(cfg: Config) -> Outcome:
     """Baseline then recorder, on the same pre-generated feed."""
     out = Outcome()
     n = cfg.pick(300_000, 1_000_000)
-    cap = cfg.pick(20, 45)
+    cap = cfg.pick(15, 45)
     work = cfg.workdir / NAME
     work.mkdir(exist_ok=True)
+    try:
+        ceiling: float | None = feeder_ceiling(work, n)
+    except Exception as exc:  # the ceiling is context only; never hide the real figures
+        ceiling = None
+        out.notes.append(f"ingest: feeder ceiling not measured: {exc}")
+    out.keys["ingest_feeder_ceiling_frames_per_s"] = round(ceiling) if ceiling else None
+    if ceiling:
+        out.figures.append(Figure("feeder ceiling (reader discards bytes)", ceiling,
+                                  "frames/s", goal="never the bottleneck"))
     # The baseline is short and the machine noisy: best of two runs.
     base, why = guarded(lambda: run_consumer(work, "client", n, timeout=120.0))
     again, _ = guarded(lambda: run_consumer(work, "client", n, timeout=120.0))

@@ -6,7 +6,8 @@ tiled over a UTC day with times, ids and prices shifted per tile (the ``raw`` te
 unchanged; the query never reads it). Tiles are written in the archive layout
 (``streams/stream=btcusdt@aggTrade/date=.../<first>-<last>.parquet``, zstd, row groups like
 the writer's) and, for the baseline, concatenated into one flat Parquet file. Both are
-queried with the same SQL after a warm-up run; the figure is the best of three.
+queried with the same SQL after a warm-up run, alternating five times so both see the same
+machine noise; each figure is its best time.
 """
 
 from __future__ import annotations
@@ -98,14 +99,21 @@ def build(dest: Path, rows: int) -> tuple[Path, Path]:
     return archive, flat
 
 
-def _timed(con: duckdb.DuckDBPyConnection, sql: str, repeats: int = 3) -> tuple[float, int]:
-    con.execute(sql).fetchall()  # warm-up: metadata and OS page cache
-    best, n = float("inf"), 0
+def _timed_pair(view: duckdb.DuckDBPyConnection, view_sql: str, flat: duckdb.DuckDBPyConnection,
+                flat_sql: str, repeats: int = 5) -> tuple[float, float, int, int]:
+    """Warm both, then alternate them ``repeats`` times (shared noise); best time of each."""
+    view.execute(view_sql).fetchall()  # warm-up: metadata and OS page cache
+    flat.execute(flat_sql).fetchall()
+    best_v = best_f = float("inf")
+    n_v = n_f = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
-        n = len(con.execute(sql).fetchall())
-        best = min(best, time.perf_counter() - t0)
-    return best, n
+        n_v = len(view.execute(view_sql).fetchall())
+        best_v = min(best_v, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        n_f = len(flat.execute(flat_sql).fetchall())
+        best_f = min(best_f, time.perf_counter() - t0)
+    return best_v, best_f, n_v, n_f
 
 
 def run(cfg: Config) -> Outcome:
@@ -126,14 +134,13 @@ def run(cfg: Config) -> Outcome:
             shutil.rmtree(old, ignore_errors=True)
     archive, flat = build(cfg.cache / f"ohlcv-{rows}-{tag}", rows)
     con = connect(archive)
-    try:
-        t_view, n_view = _timed(con, SQL.format(source="agg_trades"))
-    finally:
-        con.close()
     flat_con = duckdb.connect(":memory:")
     try:
-        t_flat, n_flat = _timed(flat_con, SQL.format(source=f"read_parquet('{flat}')"))
+        t_view, t_flat, n_view, n_flat = _timed_pair(
+            con, SQL.format(source="agg_trades"),
+            flat_con, SQL.format(source=f"read_parquet('{flat}')"))
     finally:
+        con.close()
         flat_con.close()
     label = f"OHLCV 1m over {rows / 1e6:.0f}M aggTrades, warm ({n_view} bars)"
     if cfg.quick:

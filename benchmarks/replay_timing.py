@@ -5,7 +5,8 @@ schedule (``t0 + recv_ns - recv_ns_first``), so ``t0`` is taken as the one that 
 earliest delivery exactly on time: lateness is ``(delivery - recv_ns) - min(delivery -
 recv_ns)``, never negative, and a constant offset is not counted. This is what a user's
 handler sees, independent of the pacer's own bookkeeping (reported beside it). Drift is the
-p99 of the last tenth of the run minus the p99 of the first tenth.
+median lateness of the last tenth of the run minus that of the first tenth (accumulating
+error moves the median; the p99 of a tenth is dominated by machine noise).
 """
 
 from __future__ import annotations
@@ -77,21 +78,21 @@ def run(cfg: Config) -> Outcome:
     p50, p99 = percentile(ordered, 50) / 1e3, percentile(ordered, 99) / 1e3
     worst = ordered[-1] / 1e3 if ordered else 0.0
     tenth = max(1, len(values) // 10)
-    drift = (percentile(sorted(values[-tenth:]), 99) - percentile(sorted(values[:tenth]), 99)) / 1e3
+    drift = (percentile(sorted(values[-tenth:]), 50) - percentile(sorted(values[:tenth]), 50)) / 1e3
     cpu_pct = 100 * cpu / wall if wall else 0.0
     out.figures.append(Figure(f"replay 1x lateness p99 ({len(values):,} msgs, {wall:.0f} s)",
                               p99, "us", None, "<= 100 us", at_most(p99, 100)))
     out.figures.append(Figure("replay 1x lateness p50 / max", p50, "us",
                               note=f"max {worst:,.0f} us"))
-    out.figures.append(Figure("replay 1x drift (p99 last tenth - first tenth)", drift, "us",
-                              goal="no drift", passed=at_most(drift, 100)))
+    out.figures.append(Figure("replay 1x drift (p50 last tenth - first tenth)", drift, "us",
+                              goal="no drift (< 100 us)", passed=at_most(abs(drift), 100)))
     out.figures.append(Figure("replay 1x CPU", cpu_pct, "% of a core", goal="reported"))
     out.keys.update({
         "replay_1x_lateness_p50_us": round(p50, 1),
         "replay_1x_lateness_p99_us": round(p99, 1),
         "replay_1x_lateness_max_us": round(worst, 1),
         "replay_1x_cpu_pct": round(cpu_pct, 1),
-        "replay_1x_drift_p99_us": round(drift, 1),
+        "replay_1x_drift_p50_us": round(drift, 1),
         "replay_1x_seconds": round(wall, 1),
     })
     p99_self = getattr(pacing, "p99_ns", None)

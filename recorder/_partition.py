@@ -25,6 +25,7 @@ from recorder._fs import ensure_dir, publish, remove_quietly
 from schemas import layout
 from schemas.message import Gap, Message
 from schemas.tables import build_batch, table_for
+from schemas.version import __version__
 
 CHECKSUM_ALGO = "sha256 over rows in file order of i64le(recv_ns) u32le(len(raw)) raw(utf-8)"
 """How ``ticktape.content_sha256`` is computed (``verify``/``compact`` recompute it)."""
@@ -46,16 +47,7 @@ _ROW = struct.Struct("<qI")
 
 def recorder_version() -> str:
     """The ticktape version written into every file's metadata."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            return version("ticktape")
-        except PackageNotFoundError:
-            pass
-        from ticktape._version import __version__
-        return __version__
-    except ImportError:  # pragma: no cover - a broken install
-        return "unknown"
+    return __version__
 
 
 def update_checksum(h: Any, rows: Iterable[tuple[int, str]]) -> None:

@@ -36,7 +36,8 @@ from schemas.errors import ArchiveError
 from schemas.message import Gap, GapKind, Message
 
 LAST_RECV_FILE = "last_recv_ns"
-"""Written in the journal directory on a clean close: where the next ``recorder_down`` starts."""
+"""In the journal directory: the last journaled recv_ns as of the latest segment deletion or
+clean close, so the next ``recorder_down`` gap has a start even when no segment is left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,13 @@ class StorageStats:
 
 
 class Storage:
-    """Journal + partition writer of one archive directory."""
+    """Journal + partition writer of one archive directory.
+
+    ``rotate_s``, ``max_partition_bytes`` (payload bytes) and ``queue_max`` (batches of up to
+    ``batch_max`` messages) configure the writer, ``fsync`` the journal; pass ``journal`` or
+    ``writer`` configs for every tunable (they then take precedence). All methods except
+    :meth:`open` and :meth:`close` run on the event loop thread and never block on the writer.
+    """
 
     def __init__(self, archive: Path, *, rotate_s: float = 900.0,
                  max_partition_bytes: int = 256 << 20, queue_max: int = 32,
@@ -91,6 +98,8 @@ class Storage:
     def open(self) -> RecoveryReport:
         """Create the layout, recover the journal into Parquet, start the writer thread."""
         root = self.archive
+        if self._journal is not None:
+            raise ArchiveError(f"archive {root} is already open")
         if root.exists() and not root.is_dir():
             raise ArchiveError(f"archive path {root} is a file, not a directory")
         try:
@@ -106,8 +115,10 @@ class Storage:
         segments = list_segments(self.journal_dir)
         report = recover_segments(root, segments, self.writer_config)
         report.tmp_removed = removed
-        if report.last_recv_ns is None:
-            report.last_recv_ns = self._read_last_recv()
+        # Segments whose rows were all sealed are gone: the marker file remembers their end.
+        marker = self._read_last_recv()
+        if marker is not None and (report.last_recv_ns or 0) < marker:
+            report.last_recv_ns = marker
         self._last_recv = report.last_recv_ns or 0
         first = segments[-1][0] + 1 if segments else 0
         self._journal = Journal(self.journal_dir, first, self.journal_config)
@@ -253,6 +264,7 @@ class Storage:
         if self._gaps:
             safe = min(safe, self._gap_segment)
         if safe > self._deleted_below:
+            self._write_last_recv(journal.last_recv_ns)
             journal.delete_before(safe)
             self._deleted_below = min(safe, journal.index)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from recorder._fs import archive_error
-from recorder._partition import OpenPartition, day_window, write_gaps_file
+from recorder._partition import OpenPartition, day_window, recorder_version, write_gaps_file
 from schemas import layout
-from schemas.errors import ArchiveError
-from schemas.message import Gap, Message
+from schemas.errors import ArchiveError, StreamNameError
+from schemas.message import WILDCARD_STREAM, Gap, GapKind, Message
 
 _NS = 1_000_000_000
 
@@ -59,6 +59,7 @@ class PartitionSet:
         self._open: dict[str, OpenPartition] = {}
         self._gaps: dict[str, _GapBuffer] = {}
         self._pending_total = 0
+        self._invalid: dict[str, tuple[int, int, int]] = {}
         self.clock = 0
         self.sealed_files = 0
         self.sealed_rows = 0
@@ -81,6 +82,8 @@ class PartitionSet:
             if p is None or t >= p.window_end or t < p.window_start or (
                     p.total_bytes >= cfg.max_partition_bytes and t > p.last_ns):
                 p = self._rotate(m.stream, t, segment)
+                if p is None:
+                    continue
             before = p.pending_bytes
             p.add(m)
             self._pending_total += p.pending_bytes - before
@@ -104,6 +107,7 @@ class PartitionSet:
     def tick(self, now_ns: int) -> None:
         """Seal every partition and gap buffer whose window has ended by ``now_ns``."""
         self.clock = max(self.clock, now_ns)
+        self._invalid_to_gaps()
         for stream in [s for s, p in self._open.items() if p.window_end <= self.clock]:
             self._seal(self._open.pop(stream))
         for date in [d for d, b in self._gaps.items() if b.seal_at <= self.clock]:
@@ -115,6 +119,7 @@ class PartitionSet:
         One partition failing does not stop the others; the first error is raised at the end.
         """
         first: BaseException | None = None
+        self._invalid_to_gaps()
         while self._open or self._gaps:
             try:
                 if self._open:
@@ -140,14 +145,31 @@ class PartitionSet:
         segs += [b.min_segment for b in self._gaps.values()]
         return min(segs) if segs else None
 
-    def _rotate(self, stream: str, t: int, segment: int) -> OpenPartition:
+    def _rotate(self, stream: str, t: int, segment: int) -> OpenPartition | None:
         old = self._open.pop(stream, None)
         if old is not None:
             self._seal(old)
+        try:
+            layout.stream_dir(stream)
+        except StreamNameError:
+            # Never a path from an unvalidated name; the rows become a counted rejected gap.
+            first, _, n = self._invalid.get(stream, (t, t, 0))
+            self._invalid[stream] = (first, t, n + 1)
+            return None
         p = OpenPartition(self.root, stream, day_window(t, self._rotate_ns), segment,
                           self.config.compression_level)
         self._open[stream] = p
         return p
+
+    def _invalid_to_gaps(self) -> None:
+        if not self._invalid:
+            return
+        invalid, self._invalid = self._invalid, {}
+        shown = [(name if len(name) <= 80 else name[:77] + "...", v) for name, v in
+                 invalid.items()]
+        self.add_gaps([Gap(WILDCARD_STREAM, first, last, GapKind.REJECTED,
+                           f"invalid stream name {name!r}: {n} messages not stored")
+                       for name, (first, last, n) in shown], self.low_segment() or 0)
 
     def _flush_rows(self, p: OpenPartition) -> None:
         before = p.pending_bytes
@@ -200,6 +222,7 @@ class PartitionWriter:
     def __init__(self, root: Path, config: WriterConfig) -> None:
         self.config = config
         self.parts = PartitionSet(root, config)
+        recorder_version()  # resolved here, not by an import inside the writer thread
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=max(1, config.queue_max))
         self._thread = threading.Thread(target=self._run, name="ticktape-writer", daemon=True)
         self._last_segment: int | None = None

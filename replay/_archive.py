@@ -23,6 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from schemas.errors import ArchiveError, CorruptDataError
+from schemas.formatters import restore_raw_column
 from schemas.layout import (
     GAPS_DIR,
     STREAMS_DIR,
@@ -199,16 +200,22 @@ class Archive:
                     raise CorruptDataError(
                         f"corrupt partition {part.path}: missing column(s) {', '.join(missing)}"
                     )
-                clipping = start is not None or end is not None
-                read = list(columns)
-                if clipping and "recv_ns" not in read:
-                    read.append("recv_ns")
+                # DESIGN.md storage budget: ``raw`` may be null where the typed columns
+                # re-encode to the received text; then those columns are read to restore it.
+                restoring = "raw" in columns and _may_lack_raw(pfile.metadata, groups)
+                read = pfile.schema_arrow.names if restoring else list(columns)
+                if (start is not None or end is not None) and "recv_ns" not in read:
+                    read = [*read, "recv_ns"]
                 for batch in pfile.iter_batches(
                     batch_size=self.batch_rows, row_groups=groups, columns=read
                 ):
                     window = _clip(batch, start, end)
-                    if len(read) > len(columns):
-                        window = window.drop_columns(["recv_ns"])
+                    if restoring and window.column("raw").null_count:
+                        raw = restore_raw_column(part.stream, window)
+                        window = window.set_column(
+                            window.schema.get_field_index("raw"), "raw", raw)
+                    if len(read) != len(columns):
+                        window = window.select(list(columns))
                     if window.num_rows:
                         yield window
         except CorruptDataError:
@@ -279,6 +286,19 @@ def _row_groups_in(meta: pq.FileMetaData, start: int | None, end: int | None) ->
         if (end is None or lo < end) and (start is None or hi >= start):
             kept.append(g)
     return kept
+
+
+def _may_lack_raw(meta: pq.FileMetaData, groups: list[int]) -> bool:
+    """True unless the statistics prove ``raw`` has no null in ``groups``."""
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if "raw" not in names:
+        return False
+    col = names.index("raw")
+    for g in groups:
+        stats = meta.row_group(g).column(col).statistics
+        if stats is None or not getattr(stats, "has_null_count", True) or stats.null_count:
+            return True
+    return False
 
 
 def _clip(batch: pa.RecordBatch, start: int | None, end: int | None) -> pa.RecordBatch:

@@ -17,7 +17,7 @@ import asyncio
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast
@@ -30,6 +30,7 @@ from replay._archive import Archive
 from replay._merge import STREAM_INDEX, merge_archive
 from replay._pacer import DEFAULT_SPIN_NS, Pacer
 from replay._rows import ints
+from replay._schedule import TablePrefetch
 from replay._times import TimeLike, format_ns, parse_time
 from replay.sim.book import instrument_for
 from replay.wire.source import Frame, Item, Session
@@ -42,35 +43,6 @@ SLICE_ROWS = 1_024
 """Rows converted to Python at once (keeps each step of the event loop short)."""
 IDLE_POLL_S = 0.02
 """How often a session with no servable subscription looks for a change."""
-
-
-class _Prefetch:
-    """Reads the next merged table in a worker thread while the current one is sent."""
-
-    def __init__(self, tables: Generator[pa.Table, None, None]) -> None:
-        self.tables = tables
-        self._fetch: asyncio.Future[pa.Table | None] | None = None
-
-    def _start(self) -> asyncio.Future[pa.Table | None]:
-        loop = asyncio.get_running_loop()
-        self._fetch = loop.run_in_executor(None, next, self.tables, None)
-        return self._fetch
-
-    async def next(self) -> pa.Table | None:
-        """The next table, or ``None`` at the end."""
-        # shield: a cancelled session must not mark the read done while the thread runs.
-        table = await asyncio.shield(self._fetch or self._start())
-        self._fetch = None
-        if table is not None:
-            self._start()
-        return table
-
-    async def aclose(self) -> None:
-        """Wait for a read in flight, then close the merge (and its files)."""
-        if self._fetch is not None and not self._fetch.done():
-            await asyncio.wait([self._fetch])
-        self._fetch = None
-        self.tables.close()
 
 
 @dataclass(slots=True)
@@ -144,7 +116,7 @@ class ArchiveSource:
                         await asyncio.sleep(IDLE_POLL_S)
                     position = max(position, clock.now_ns())
                     continue
-                feed = _Prefetch(merge_archive(self.archive, wanted, position, None))
+                feed = TablePrefetch(merge_archive(self.archive, wanted, position, None))
                 try:
                     while (table := await feed.next()) is not None:
                         for off in range(0, table.num_rows, SLICE_ROWS):
@@ -161,8 +133,10 @@ class ArchiveSource:
                             break
                 finally:
                     await feed.aclose()
-                if session.streams is selection:
-                    return  # the archive is exhausted for this selection
+                # The archive is exhausted for this selection: keep the session's clock
+                # (REST answers follow it) until the client (un)subscribes or leaves.
+                while session.streams is selection:
+                    await asyncio.sleep(IDLE_POLL_S)
                 # Binance applies a (un)subscription from "now": resume at the clock.
                 position = max(clock.now_ns(), last_key[0] if last_key else position)
         finally:
@@ -257,14 +231,16 @@ class ArchiveSource:
         if stream is None:
             return None
         clock = self.replay_clock_ns()
-        rows: deque[str] = deque(maxlen=limit)
+        # fromId (inclusive): the first `limit` trades from it; none: the latest `limit`.
+        rows: deque[str] = deque(maxlen=None if from_id is not None else limit)
         for batch in self.archive.read_stream(stream, None, clock + 1,
                                               columns=["agg_trade_id", "raw"]):
             if from_id is not None:
                 batch = batch.filter(pc.greater_equal(batch.column("agg_trade_id"),
                                                       pa.scalar(from_id, pa.int64())))
+                batch = batch.slice(0, limit - len(rows))
             rows.extend(cast(list[str], batch.column("raw").to_pylist()))
-            if from_id is not None and len(rows) == limit:
+            if from_id is not None and len(rows) >= limit:
                 break
         out = []
         for raw in rows:

@@ -21,10 +21,37 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.formatters import restore_raw_column
+from schemas.tables import RAW_FMT, table_for
+
 CHECKSUM_ALGORITHM = "ticktape-content-v1"
 RAW_CHECKSUM_ALGO = "sha256 over rows in file order of i64le(recv_ns) u32le(len(raw)) raw(utf-8)"
 """The recorder's ``ticktape.content_sha256`` (recorder/_partition.py ``CHECKSUM_ALGO``)."""
 _ROW = struct.Struct("<qI")
+
+
+def logical_schema(stream: str) -> pa.Schema:
+    """The columns a stream's content checksum covers: the stored ones but ``raw_fmt``."""
+    schema = table_for(stream).schema
+    i = schema.get_field_index(RAW_FMT)
+    return schema if i < 0 else schema.remove(i)
+
+
+def logical_batch(stream: str, batch: pa.RecordBatch | pa.Table) -> pa.RecordBatch:
+    """The rows as received: ``raw`` restored where it is stored null, ``raw_fmt`` dropped.
+
+    Storage may null a ``raw`` text that the typed columns re-render exactly
+    (:mod:`schemas.formatters`); checksums cover the text, not its physical form, so a file
+    written with or without ``raw`` has the same content checksum.
+    Raises :class:`~schemas.errors.CorruptDataError` if a null ``raw`` cannot be rendered.
+    """
+    rb = batch if isinstance(batch, pa.RecordBatch) else pa.RecordBatch.from_arrays(
+        [c.combine_chunks() for c in batch.columns], schema=batch.schema)
+    if rb.column("raw").null_count:
+        i_raw = rb.schema.get_field_index("raw")
+        rb = rb.set_column(i_raw, rb.schema.field(i_raw), restore_raw_column(stream, rb))
+    i_fmt = rb.schema.get_field_index(RAW_FMT)
+    return rb if i_fmt < 0 else rb.remove_column(i_fmt)
 
 
 def update_raw_checksum(h: Any, batch: pa.RecordBatch | pa.Table) -> None:
@@ -153,4 +180,4 @@ def content_checksum(batches: Iterable[pa.RecordBatch | pa.Table], schema: pa.Sc
 
 
 __all__ = ["CHECKSUM_ALGORITHM", "RAW_CHECKSUM_ALGO", "ContentHasher", "content_checksum",
-           "update_raw_checksum"]
+           "logical_batch", "logical_schema", "update_raw_checksum"]

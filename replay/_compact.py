@@ -10,15 +10,16 @@ Crash safety (``kill -9`` at any instant), step by step:
 1. the merged file is written to ``<archive>/.compact/<...>.parquet.tmp`` (outside every
    partition directory, so no reader sees it), its checksums are computed while writing;
 2. it is fsynced, closed, read back from disk and its checksums recomputed; they must equal
-   those of the input rows (both the recorder's ``recv_ns``/``raw`` SHA-256 and the
-   all-column content checksum of :mod:`replay._checksum`), else nothing is published;
+   those of the input rows as received (both the recorder's ``recv_ns``/``raw`` SHA-256 and
+   the all-column content checksum of :mod:`replay._checksum`), else nothing is published;
 3. it is renamed onto its final name in the day directory and the directory fsynced;
 4. only then are the merged small files deleted.
 
 A crash before 3 leaves a staged file that readers never look at; a crash between 3 and 4
-leaves small files whose ranges lie inside the merged file's range: by the supersede rule
-(:mod:`replay._partitions`) every reader ignores them, so no row is counted twice, and the
-next ``compact`` deletes them (and the staged leftovers) before doing anything else.
+leaves small files whose ranges lie inside the merged file's range and whose names the merged
+file lists in its metadata: by the supersede rule (:mod:`replay._partitions`) every reader
+ignores them, so no row is counted twice, and the next ``compact`` deletes them (and the
+staged leftovers) before doing anything else.
 """
 
 from __future__ import annotations
@@ -35,16 +36,22 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from replay._checksum import RAW_CHECKSUM_ALGO, ContentHasher, update_raw_checksum
-from replay._partitions import Partition, list_archive
+from replay._checksum import (
+    RAW_CHECKSUM_ALGO,
+    ContentHasher,
+    logical_batch,
+    logical_schema,
+    update_raw_checksum,
+)
+from replay._partitions import COMPACTED_INPUTS_KEY, Partition, list_archive
 from replay._verify import CHECKSUM_KEY, RAW_CHECKSUM_KEY, STAGING_DIR
 from schemas.errors import ArchiveError, CorruptDataError
 from schemas.layout import SCHEMA_VERSION, partition_name
+from schemas.storage import parquet_options, prepare_for_storage, row_group_rows
 from schemas.tables import table_for
 
 DEFAULT_MAX_BYTES = 512 << 20
 HOUR_NS = 3_600 * 1_000_000_000
-ROW_GROUP_ROWS = 262_144
 BATCH_ROWS = 65_536
 
 
@@ -118,15 +125,17 @@ def _groups(parts: list[Partition], max_bytes: int) -> list[list[Partition]]:
 
 
 class _Digest:
-    """Both checksums of a row sequence."""
+    """Both checksums of a row sequence, over the rows as received (raw restored)."""
 
-    def __init__(self, schema: pa.Schema) -> None:
-        self.content = ContentHasher(schema)
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.content = ContentHasher(logical_schema(stream))
         self.raw = hashlib.sha256()
 
     def update(self, batch: pa.RecordBatch) -> None:
-        self.content.update(batch)
-        update_raw_checksum(self.raw, batch)
+        logical = logical_batch(self.stream, batch)
+        self.content.update(logical)
+        update_raw_checksum(self.raw, logical)
 
     def pair(self) -> tuple[str, str]:
         return self.content.hexdigest(), self.raw.hexdigest()
@@ -135,14 +144,14 @@ class _Digest:
 def _read_input(p: Partition, schema: pa.Schema, digest: _Digest,
                 sink: Callable[[pa.RecordBatch], None]) -> None:
     """Stream one input file into ``sink``, checking its stored checksum and its range."""
-    own = hashlib.sha256()
+    own = _Digest(p.stream)
     first = last = None
     try:
         with pq.ParquetFile(p.path, page_checksum_verification=True) as pf:
             stored = (pf.metadata.metadata or {}).get(RAW_CHECKSUM_KEY)
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
                 batch = pa.RecordBatch.from_arrays(batch.columns, schema=schema)
-                update_raw_checksum(own, batch)
+                own.update(batch)
                 digest.update(batch)
                 if batch.num_rows:
                     first = batch.column("recv_ns")[0].as_py() if first is None else first
@@ -150,14 +159,14 @@ def _read_input(p: Partition, schema: pa.Schema, digest: _Digest,
                 sink(batch)
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise CorruptDataError(f"{p.path}: {' '.join(str(exc).split())}") from exc
-    if stored is not None and stored.decode(errors="replace") != own.hexdigest():
+    if stored is not None and stored.decode(errors="replace") != own.raw.hexdigest():
         raise CorruptDataError(f"{p.path}: checksum differs from the stored one")
     if (first, last) != (p.first_ns, p.last_ns):
         raise CorruptDataError(f"{p.path}: rows span {first}-{last}, not its name's range")
 
 
-def _digest_file(path: Path, schema: pa.Schema) -> tuple[str, str]:
-    digest = _Digest(schema)
+def _digest_file(path: Path, stream: str, schema: pa.Schema) -> tuple[str, str]:
+    digest = _Digest(stream)
     with pq.ParquetFile(path, page_checksum_verification=True) as pf:
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, use_threads=False):
             digest.update(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
@@ -177,13 +186,21 @@ def _metadata(group: list[Partition], rows: int, content: str, raw: str) -> dict
         "ticktape.checksum_algo": RAW_CHECKSUM_ALGO,
         CHECKSUM_KEY.decode(): content,
         "ticktape.compacted_from": str(len(group)),
+        COMPACTED_INPUTS_KEY.decode(): "\n".join(p.path.name for p in group),
     }
 
 
-def merge_group(root: Path, group: list[Partition], level: int = 9) -> Merge:
-    """Merge ``group`` (consecutive partitions of one stream-day) as in the module docstring."""
+def merge_group(root: Path, group: list[Partition]) -> Merge:
+    """Merge ``group`` (consecutive partitions of one stream-day) as in the module docstring.
+
+    The merged file is written with the compacted storage plan (:mod:`schemas.storage`:
+    encodings, zstd level, row groups) and ``raw`` nulled where the typed columns re-render it
+    exactly; the checksums compare the rows as received, so they prove nothing was lost.
+    """
     stream, date = group[0].stream, group[0].date
-    schema = table_for(stream).schema
+    table = table_for(stream)
+    schema = table.schema
+    group_rows = row_group_rows(table, compacted=True)
     for a, b in itertools.pairwise(group):
         if b.first_ns < a.last_ns:
             raise CorruptDataError(f"{b.path}: overlaps {a.path.name}; run `ticktape verify`")
@@ -192,27 +209,29 @@ def merge_group(root: Path, group: list[Partition], level: int = 9) -> Merge:
     name = partition_name(group[0].first_ns, group[-1].last_ns)
     final = group[0].path.parent / name
     tmp = staging / f"{stream}.{date}.{name}.tmp"
-    digest = _Digest(schema)
+    digest = _Digest(stream)
     pending: list[pa.RecordBatch] = []
+    options = parquet_options(table, compacted=True)
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd", compression_level=level,
-                              write_page_checksum=True) as writer:
+        with pq.ParquetWriter(tmp, schema, write_page_checksum=True, **options) as writer:
+            def flush() -> None:
+                writer.write_table(pa.Table.from_batches(pending, schema),
+                                   row_group_size=group_rows)
+                pending.clear()
+
             def sink(batch: pa.RecordBatch) -> None:
-                pending.append(batch)
-                if sum(b.num_rows for b in pending) >= ROW_GROUP_ROWS:
-                    writer.write_table(pa.Table.from_batches(pending, schema),
-                                       row_group_size=ROW_GROUP_ROWS)
-                    pending.clear()
+                pending.append(prepare_for_storage(stream, batch, compacted=True))
+                if sum(b.num_rows for b in pending) >= group_rows:
+                    flush()
 
             for p in group:
                 _read_input(p, schema, digest, sink)
             if pending:
-                writer.write_table(pa.Table.from_batches(pending, schema),
-                                   row_group_size=ROW_GROUP_ROWS)
+                flush()
             before = digest.pair()
             writer.add_key_value_metadata(_metadata(group, digest.content.rows, *before))
         _fsync_file(tmp)
-        after = _digest_file(tmp, schema)
+        after = _digest_file(tmp, stream, schema)
         if after != before:
             raise CorruptDataError(f"{final}: merged file reads back different content")
         if final.exists():
@@ -249,7 +268,7 @@ def _cleanup(root: Path, report: CompactReport) -> None:
 
 def compact(archive: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
             now_ns: int | None = None, streams: list[str] | None = None,
-            date: str | None = None, level: int = 9) -> CompactReport:
+            date: str | None = None) -> CompactReport:
     """Compact every stream-day of ``archive`` (module docstring); return what was done.
 
     ``streams`` / ``date`` restrict the work; ``now_ns`` (default: the clock) sets the open
@@ -272,7 +291,7 @@ def compact(archive: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYT
                                   "open hour left alone")
         for group in _groups(closed, max_bytes):
             try:
-                report.merges.append(merge_group(root, group, level))
+                report.merges.append(merge_group(root, group))
             except CorruptDataError as exc:
                 report.skipped.append(f"{stream} {day}: not merged: {exc}")
     return report

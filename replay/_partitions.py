@@ -4,20 +4,26 @@ Layout (DESIGN.md): ``<archive>/streams/stream=<name>/date=YYYY-MM-DD/<first>-<l
 where ``first``/``last`` are the first and last ``recv_ns`` of the file.
 
 **Supersede rule.** ``compact`` writes the merged file of a day under a name whose range
-covers every file it merged, and deletes the small files only after the merged one is
-durable. A crash in between leaves both. Sealed partitions of one stream never overlap
-(``verify`` enforces it), so a file whose ``[first, last]`` range lies inside another file's
-range in the same directory can only be such a leftover: it is *superseded* and every reader
-(the DuckDB catalog, ``stats``, the next ``compact``) ignores it; ``compact`` deletes it.
-Thus no row is ever counted twice, whatever moment a ``kill -9`` hits.
+covers every file it merged, lists the merged file names in its Parquet metadata
+(:data:`COMPACTED_INPUTS_KEY`), and deletes the small files only after the merged one is
+durable. A crash in between leaves both. A file whose ``[first, last]`` range lies inside
+another file's range in the same directory, *and* whose name that file lists as one of its
+inputs, is such a leftover: it is *superseded*, every reader (the DuckDB catalog, ``stats``,
+``verify``, the next ``compact``) ignores it and ``compact`` deletes it. So no row is ever
+counted twice, whatever moment a ``kill -9`` hits. Only nested ranges cost a footer read,
+and a nested file that the cover does not list (e.g. a second recorder's) stays live.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from schemas.layout import (
     GAPS_DIR,
@@ -27,6 +33,9 @@ from schemas.layout import (
     parse_partition_name,
     parse_stream_dir,
 )
+
+COMPACTED_INPUTS_KEY = b"ticktape.compacted_inputs"
+"""Parquet metadata of a compacted file: the names of the files merged into it, one a line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,19 +55,58 @@ class Partition:
         return (self.first_ns, -self.last_ns)
 
 
-def split_superseded(parts: Iterable[Partition]) -> tuple[list[Partition], list[Partition]]:
-    """``(live, superseded)`` of one stream-day: a file inside another file's range is dropped.
+def compacted_inputs(path: Path) -> frozenset[str]:
+    """File names a compacted partition lists as merged into it (empty if none/unreadable)."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return frozenset()
+    return frozenset(meta.get(COMPACTED_INPUTS_KEY, b"").decode(errors="replace").split())
 
-    Both lists are sorted by ``first_ns``.
+
+class PartitionLike(Protocol):
+    """Anything with a file path and the ``recv_ns`` range of its name."""
+
+    @property
+    def path(self) -> Any: ...
+    @property
+    def first_ns(self) -> int: ...
+    @property
+    def last_ns(self) -> int: ...
+
+
+P = TypeVar("P", bound=PartitionLike)
+
+
+def _local_inputs(q: PartitionLike) -> frozenset[str]:
+    return compacted_inputs(Path(os.fspath(q.path)))
+
+
+def split_superseded(
+    parts: Iterable[P],
+    inputs_of: Callable[[P], frozenset[str]] = _local_inputs,
+) -> tuple[list[P], list[P]]:
+    """``(live, superseded)`` of one stream-day directory, by the supersede rule.
+
+    Works for any partition type with ``path``, ``first_ns`` and ``last_ns`` (e.g. the
+    replay reader's, with an ``inputs_of`` that reads the footer through its filesystem).
+    ``inputs_of(cover)`` is only called for files that cover another one. Both lists are
+    sorted by ``first_ns``.
     """
-    live: list[Partition] = []
-    superseded: list[Partition] = []
+    live: list[P] = []
+    superseded: list[P] = []
     max_last = -1
-    for p in sorted(parts, key=lambda q: q.key):
-        # Sorted by first_ns: the file that reached max_last started at or before p.
+    listed: dict[str, frozenset[str]] = {}
+    for p in sorted(parts, key=lambda q: (q.first_ns, -q.last_ns)):
+        # Sorted by first_ns: only when some earlier file reaches past p can p be covered.
         if p.last_ns <= max_last:
-            superseded.append(p)
-            continue
+            covers = [q for q in live if q.first_ns <= p.first_ns and q.last_ns >= p.last_ns]
+            for q in covers:
+                listed.setdefault(str(q.path), inputs_of(q))
+            name = os.path.basename(str(p.path))
+            if any(name in listed[str(q.path)] for q in covers):
+                superseded.append(p)
+                continue
         live.append(p)
         max_last = max(max_last, p.last_ns)
     return live, superseded
@@ -149,5 +197,5 @@ def _day(listing: ArchiveListing, ddir: Path, stream: str, date: str) -> Iterato
         yield Partition(stream, date, path, rng[0], rng[1], entry.stat().st_size)
 
 
-__all__ = ["PARTITION_SUFFIX", "ArchiveListing", "Partition", "list_archive",
-           "split_superseded"]
+__all__ = ["COMPACTED_INPUTS_KEY", "PARTITION_SUFFIX", "ArchiveListing", "Partition",
+           "PartitionLike", "compacted_inputs", "list_archive", "split_superseded"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +22,15 @@ from replay._hash import ContentHasher
 from replay._merge import STREAM_INDEX, merge_archive
 from replay._pacer import DEFAULT_SPIN_NS, Pacer, PacerStats
 from replay._rows import EventChunker, ints
-from replay._schedule import PacedDelivery
+from replay._schedule import PacedDelivery, TablePrefetch
 from replay._times import TimeLike, parse_time
 from schemas.errors import ArchiveError, ConfigError
 from schemas.handler import CallableHandler, HandlerLike, as_handler
 from schemas.message import Event, Gap, Message
 from schemas.streams import parse_stream, parse_stream_list
+
+BULK_ROWS = 1_024
+"""Rows turned into messages at a time at speed 0: few live objects keep the GC cheap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ class Replayer:
         self.spin_ns = spin_ns
         self.last_stats: ReplayStats | None = None
 
-    def tables(self) -> Iterator[pa.Table]:
+    def tables(self) -> Generator[pa.Table, None, None]:
         """Merged, sorted Arrow tables (columns of :data:`BASE_COLUMNS` plus ``stream_idx``)."""
         return merge_archive(self.archive, self.streams, self.start, self.end, BASE_COLUMNS)
 
@@ -104,7 +107,8 @@ class Replayer:
         chunker = EventChunker(self.streams, self.gaps())
         for table in self.tables():
             chunker.feed(table)
-            yield from chunker.chunk(table.num_rows)
+            while chunker.has_rows:
+                yield from chunker.chunk(BULK_ROWS)
         yield from chunker.tail()
 
     def content_hash(self) -> str:
@@ -138,15 +142,20 @@ class Replayer:
         pacing = None
         if self.speed == 0:
             n_msgs = n_gaps = 0
-            for table in self.tables():
-                chunker.feed(table)
-                for msgs, gap in chunker.segments(table.num_rows):
-                    for msg in msgs:
-                        await on_message(msg)
-                    n_msgs += len(msgs)
-                    if gap is not None:
-                        await on_gap(gap)
-                        n_gaps += 1
+            feed = TablePrefetch(self.tables())
+            try:
+                while (table := await feed.next()) is not None:
+                    chunker.feed(table)
+                    while chunker.has_rows:
+                        for msgs, gap in chunker.segments(BULK_ROWS):
+                            for msg in msgs:
+                                await on_message(msg)
+                            n_msgs += len(msgs)
+                            if gap is not None:
+                                await on_gap(gap)
+                                n_gaps += 1
+            finally:
+                await feed.aclose()
             for gap in chunker.tail():
                 await on_gap(gap)
                 n_gaps += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +26,39 @@ CHUNK_ROWS = 64
 MAX_READY = 50_000
 """Converted events kept ahead of the schedule."""
 _SLACK_NS = 50_000
+
+
+class TablePrefetch:
+    """Reads the next merged table in a worker thread while the current one is used.
+
+    Parquet decoding and Arrow sorting release the GIL, so reading overlaps the Python work
+    on the previous table. Always :meth:`aclose` it (it waits for a read in flight).
+    """
+
+    def __init__(self, tables: Generator[pa.Table, None, None]) -> None:
+        self.tables = tables
+        self._fetch: asyncio.Future[pa.Table | None] | None = None
+
+    def _start(self) -> asyncio.Future[pa.Table | None]:
+        loop = asyncio.get_running_loop()
+        self._fetch = loop.run_in_executor(None, next, self.tables, None)
+        return self._fetch
+
+    async def next(self) -> pa.Table | None:
+        """The next table, or ``None`` at the end."""
+        # shield: a cancelled session must not mark the read done while the thread runs.
+        table = await asyncio.shield(self._fetch or self._start())
+        self._fetch = None
+        if table is not None:
+            self._start()
+        return table
+
+    async def aclose(self) -> None:
+        """Wait for a read in flight, then close the merge (and its files)."""
+        if self._fetch is not None and not self._fetch.done():
+            await asyncio.wait([self._fetch])
+        self._fetch = None
+        self.tables.close()
 
 
 class PacedDelivery:
@@ -48,6 +81,8 @@ class PacedDelivery:
         self._cost_ns = 100_000
         self._exhausted = False
         self._fetch: asyncio.Future[pa.Table | None] | None = None
+        self._table: pa.Table | None = None
+        self._table_off = 0
 
     async def run(
         self,
@@ -110,26 +145,33 @@ class PacedDelivery:
         ``block``)."""
         chunker = self.chunker
         if not chunker.has_rows:
-            if self._exhausted:
-                tail = chunker.tail()
-                self._ready.extend(tail)
-                return bool(tail)
-            fetch = self._fetch
-            assert fetch is not None
-            if not block and not fetch.done():
-                return False
-            table = await asyncio.shield(fetch)  # on cancel, run() waits for the read
-            if table is None:
-                self._fetch = None
-                self._exhausted = True
-                return await self._fill(loop, pool, block)
-            chunker.feed(table)
-            self._fetch = loop.run_in_executor(pool, next, self.tables, None)
-        t0 = time.perf_counter_ns()
+            table = self._table
+            if table is None or self._table_off >= table.num_rows:
+                if self._exhausted:
+                    tail = chunker.tail()
+                    self._ready.extend(tail)
+                    return bool(tail)
+                fetch = self._fetch
+                assert fetch is not None
+                if not block and not fetch.done():
+                    return False
+                table = await asyncio.shield(fetch)  # on cancel, run() waits for the read
+                if table is None:
+                    self._fetch = None
+                    self._exhausted = True
+                    self._table = None
+                    return await self._fill(loop, pool, block)
+                self._table, self._table_off = table, 0
+                self._fetch = loop.run_in_executor(pool, next, self.tables, None)
+            t0 = time.perf_counter_ns()
+            chunker.feed(table.slice(self._table_off, CHUNK_ROWS))
+            self._table_off += CHUNK_ROWS
+        else:
+            t0 = time.perf_counter_ns()
         self._ready.extend(chunker.chunk(CHUNK_ROWS))
         spent = time.perf_counter_ns() - t0
         self._cost_ns = max(self._cost_ns * 7 // 8 + spent // 8, spent)
         return True
 
 
-__all__ = ["CHUNK_ROWS", "MAX_READY", "PacedDelivery"]
+__all__ = ["CHUNK_ROWS", "MAX_READY", "PacedDelivery", "TablePrefetch"]

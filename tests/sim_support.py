@@ -23,12 +23,13 @@ TIMEOUT = 5.0
 
 @contextlib.asynccontextmanager
 async def running_sim(routing: RoutingMode = RoutingMode.STRICT, limits: ConnLimits | None = None,
-                      **kwargs: Any) -> AsyncIterator[SimExchange]:
+                      weight_limit: int = 2400, **kwargs: Any) -> AsyncIterator[SimExchange]:
     """A started SimExchange on 127.0.0.1:0 with test-friendly defaults."""
     base: dict[str, Any] = {"rate": 400.0, "cadence_scale": 0.1, "seed": 11,
                             "user_event_interval": 0.1}
     base.update(kwargs)
-    wire = WireConfig(port=0, routing=routing, limits=limits or ConnLimits())
+    wire = WireConfig(port=0, routing=routing, limits=limits or ConnLimits(),
+                      weight_limit=weight_limit)
     async with SimExchange(SimConfig(**base), wire) as exchange:
         yield exchange
 

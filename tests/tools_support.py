@@ -13,7 +13,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from replay._checksum import content_checksum, update_raw_checksum
+from replay._checksum import content_checksum, logical_batch, logical_schema, update_raw_checksum
 from replay._verify import CHECKSUM_KEY, RAW_CHECKSUM_KEY
 from schemas.layout import partition_path
 from schemas.message import Gap, Message, Source
@@ -74,9 +74,10 @@ def write_partition(root: Path, stream: str, msgs: list[Message], checksum: bool
     table = pa.Table.from_batches([batch])
     if checksum:
         meta = dict(table.schema.metadata or {})
-        meta[CHECKSUM_KEY] = content_checksum([table], table.schema).encode()
+        logical = logical_batch(stream, batch)
+        meta[CHECKSUM_KEY] = content_checksum([logical], logical_schema(stream)).encode()
         h = hashlib.sha256()
-        update_raw_checksum(h, table)
+        update_raw_checksum(h, logical)
         meta[RAW_CHECKSUM_KEY] = h.hexdigest().encode()
         table = table.replace_schema_metadata(meta)
     path = root / partition_path(stream, msgs[0].recv_ns, msgs[-1].recv_ns)

@@ -1,3 +1,5 @@
-"""Package version (single source)."""
+"""Package version (defined once in :mod:`schemas.version`)."""
 
-__version__ = "0.1.0"
+from schemas.version import __version__
+
+__all__ = ["__version__"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ class Instrument:
         return _fixed(lots, self.qty_dp)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # prices and sizes repeat: format each once
 def _fixed(value: int, dp: int) -> str:
     if dp == 0:
         return str(value)

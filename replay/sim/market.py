@@ -191,6 +191,7 @@ class Market:
     def _klines(self, now: int, wanted: Container[str], out: list[Frame]) -> None:
         for s, sym in self.symbols.items():
             names = self._names[s]
+            sym.bars.flush()
             sym.bars.roll(now)
             closed = {i: sym.bars.take_closed(i) for i in CONTINUOUS_KLINE_INTERVALS}
             for name, interval in names.klines:

@@ -56,17 +56,38 @@ class Bar:
         self.last = tid_last
 
 
+    def merge(self, other: Bar) -> None:
+        """Fold a later bar of trades (same interval) into this one."""
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.open, self.high, self.low = other.open, other.high, other.low
+            self.first = other.first
+        self.high = max(self.high, other.high)
+        self.low = min(self.low, other.low)
+        self.close = other.close
+        self.v += other.v
+        self.q += other.q
+        self.buy_v += other.buy_v
+        self.buy_q += other.buy_q
+        self.n += other.n
+        self.last = other.last
+
+
 class Bars:
     """Current and just-closed bars for every kline interval of one symbol."""
 
     def __init__(self, now_ms: int, price: int) -> None:
         self.current: dict[str, Bar] = {}
         self.closed: dict[str, Bar] = {}
+        self._pending: Bar | None = None
         for interval in CONTINUOUS_KLINE_INTERVALS:
             self.current[interval] = Bar(*interval_bounds(interval, now_ms), price)
 
     def roll(self, now_ms: int) -> None:
         """Start new bars where ``now_ms`` passed a bar's close; keep the closed one."""
+        if self._pending is not None and now_ms > self._pending.close_ms:
+            self.flush()
         for interval, bar in self.current.items():
             if now_ms > bar.close_ms:
                 self.closed[interval] = bar
@@ -74,10 +95,21 @@ class Bars:
 
     def add(self, now_ms: int, price: int, lots: int, tid_first: int, tid_last: int,
             buyer_taker: bool) -> None:
-        """Fold a trade into every interval."""
-        self.roll(now_ms)
+        """Fold a trade into the pending 1 s bucket (merged into every interval on flush)."""
+        pending = self._pending
+        if pending is None or now_ms > pending.close_ms:
+            self.flush()
+            self.roll(now_ms)
+            pending = self._pending = Bar(*interval_bounds("1s", now_ms), price)
+        pending.add(price, lots, tid_first, tid_last, buyer_taker)
+
+    def flush(self) -> None:
+        """Merge the pending bucket into every current bar (before reading or rolling)."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending.n == 0:
+            return
         for bar in self.current.values():
-            bar.add(price, lots, tid_first, tid_last, buyer_taker)
+            bar.merge(pending)
 
     def take_closed(self, interval: str) -> Bar | None:
         """The bar that closed since the last call (sent once with ``x: true``)."""

@@ -204,5 +204,6 @@ async def not_found(request: web.Request) -> web.Response:
     return binance_error(404, -1000, f"Unknown path {request.path}.")
 
 
-__all__ = ["AGG_TRADES_WEIGHT", "DEPTH_WEIGHTS", "RestApi", "WeightMeter", "binance_error",
+__all__ = ["AGG_TRADES_WEIGHT", "DEPTH_WEIGHTS", "WEIGHT_LIMIT_1M", "RestApi", "WeightMeter",
+           "binance_error",
            "not_found"]

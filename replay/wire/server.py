@@ -15,7 +15,7 @@ from aiohttp import web
 
 from replay.wire.connection import CLOSE_GOING_AWAY, Connection, ConnLimits
 from replay.wire.control import ControlState
-from replay.wire.rest import RestApi, binance_error, not_found
+from replay.wire.rest import WEIGHT_LIMIT_1M, RestApi, WeightMeter, binance_error, not_found
 from replay.wire.routing import RoutingMode, canonical_entry, parse_target
 from replay.wire.sendlog import SendLog
 from replay.wire.source import FrameSource, Route, Session
@@ -33,6 +33,8 @@ class WireConfig:
     """0 picks a free port; read the real one from :attr:`WireServer.port`."""
     routing: RoutingMode = RoutingMode.STRICT
     limits: ConnLimits = field(default_factory=ConnLimits)
+    weight_limit: int = WEIGHT_LIMIT_1M
+    """REST request weight per minute before 429 ``-1003`` (Binance production: 2400)."""
 
 
 class WireServer:
@@ -43,7 +45,7 @@ class WireServer:
         self.source = source
         self.config = config or WireConfig()
         self.send_log = send_log
-        self.rest = RestApi(source)
+        self.rest = RestApi(source, WeightMeter(self.config.weight_limit))
         self._ids = itertools.count(1)
         self._connections: dict[int, Connection] = {}
         self._runner: web.AppRunner | None = None

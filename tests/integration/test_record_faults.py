@@ -29,7 +29,7 @@ async def test_faults_leave_no_silent_hole(tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     async with sim(faults=parse_faults(FAULTS), rate=300.0) as exchange:
         recorder = Recorder(config(exchange, archive, STREAMS))
-        await record_for(recorder, 4.0)
+        await record_for(recorder, 5.0)
         sent = sent_by_stream(exchange.send_log.data())
         drops = [r for r in exchange.send_log.records() if r.kind.value == "drop"]
     gaps = gap_rows(archive)

@@ -201,3 +201,18 @@ async def test_serve_command_runs_until_interrupted(archive_dir: Path) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_rest_agg_trades_up_to_the_replay_clock(server: WireServer) -> None:
+    async with websockets.connect(f"{server.ws_url}/ws/btcusdt@aggTrade", max_queue=None) as ws, \
+            aiohttp.ClientSession() as http:
+        await _recv_n(ws, 150)  # speed 0: the session's clock is at the 150th trade
+        async with http.get(f"{server.rest_url}/fapi/v1/aggTrades",
+                            params={"symbol": "BTCUSDT", "fromId": "5", "limit": "3"}) as resp:
+            rows = await resp.json()
+        async with http.get(f"{server.rest_url}/fapi/v1/aggTrades",
+                            params={"symbol": "BTCUSDT", "limit": "2"}) as resp:
+            latest = await resp.json()
+    assert [r["a"] for r in rows] == [5, 6, 7]
+    assert set(rows[0]) == {"a", "p", "q", "f", "l", "T", "m"}  # REST rows carry no e/E/s
+    assert latest[-1]["a"] >= 150 and latest[0]["a"] == latest[-1]["a"] - 1

@@ -157,3 +157,13 @@ async def test_agg_trades_rest_rows() -> None:
         assert rows == [{k: s[k] for k in ("a", "p", "q", "nq", "f", "l", "T", "m")}
                         for s in sent[1:4]]
 
+
+
+async def test_request_weight_budget_gives_429() -> None:
+    async with running_sim(weight_limit=30) as sim:
+        status, _, headers = await rest_get(sim, "/fapi/v1/depth", symbol="BTCUSDT", limit=1000)
+        assert status == 200 and headers["X-MBX-USED-WEIGHT-1M"] == "20"
+        status, body, headers = await rest_get(sim, "/fapi/v1/depth", symbol="BTCUSDT",
+                                               limit=1000)
+        assert status == 429 and body["code"] == -1003
+        assert headers["Retry-After"].isdigit()

@@ -159,7 +159,7 @@ async def test_speed_one_keeps_order_and_is_never_early(tmp_path: Path) -> None:
 
 
 async def test_paced_run_delivers_the_same_sequence_as_unpaced(tmp_path: Path) -> None:
-    trades, books = _two_stream_archive(tmp_path)
+    _two_stream_archive(tmp_path)
     write_gaps(tmp_path, [a_gap("*", T0 - MS, T0 + MS),
                           a_gap("btcusdt@aggTrade", T0 + 70 * MS, T0 + 90 * MS),
                           a_gap("btcusdt@bookTicker", T0 + SEC, T0 + 2 * SEC)])

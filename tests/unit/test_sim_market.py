@@ -224,3 +224,23 @@ def test_interval_bounds() -> None:
     assert interval_bounds("1w", monday + 3 * 86_400_000)[0] == monday
     start, end = interval_bounds("1M", 1_738_368_000_000 + 5)  # 2025-02-01
     assert (start, end - start + 1) == (1_738_368_000_000, 28 * 86_400_000)
+
+
+def test_kline_values_match_the_agg_trades() -> None:
+    market = Market(SimConfig(seed=2, rate=2000), START_MS)
+    frames = []
+    for _ in range(350):
+        frames.extend(market.step({"btcusdt@aggTrade", "btcusdt@kline_1m", "btcusdt@kline_1s"}))
+    streams = by_stream([(0, n, p) for n, p in frames])
+    for name in ("btcusdt@kline_1m", "btcusdt@kline_1s"):
+        for kline in streams[name][-3:]:
+            k = kline["k"]
+            trades = [a for a in streams["btcusdt@aggTrade"]
+                      if k["t"] <= a["T"] <= min(k["T"], kline["E"])]
+            assert trades, name
+            prices = [float(a["p"]) for a in trades]
+            assert float(k["o"]) == prices[0] and float(k["c"]) == prices[-1]
+            assert (float(k["h"]), float(k["l"])) == (max(prices), min(prices))
+            assert k["v"] == f"{sum(float(a['q']) for a in trades):.3f}"
+            assert k["n"] == sum(a["l"] - a["f"] + 1 for a in trades)
+            assert (k["f"], k["L"]) == (trades[0]["f"], trades[-1]["l"])

@@ -136,3 +136,15 @@ def test_verify_never_modifies_the_archive(archive: Path) -> None:
     before = _snapshot(archive)
     assert not verify(archive).ok
     assert _snapshot(archive) == before
+
+
+def test_live_mode_accepts_the_recorders_open_files(archive: Path) -> None:
+    day = _first_file(archive).parent
+    (day / f"{T0 + 5}-open.parquet.tmp").write_bytes(b"being written")
+    (archive / "journal").mkdir()
+    (archive / "journal" / "000000000001.wal").write_bytes(b"TTWAL\x01\n\x00")
+    assert _kinds(archive) == {"tmp", "journal"}
+    live = verify(archive, live=True)
+    assert live.ok and len(live.notes) == 2
+    (day / "crashed.parquet.tmp").write_bytes(b"x")
+    assert {p.kind for p in verify(archive, live=True).problems} == {"tmp"}

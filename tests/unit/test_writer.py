@@ -213,3 +213,20 @@ def test_writer_error_surfaces_as_archive_error_and_keeps_sealed_files(tmp_path:
     assert rows_of(files(tmp_path, AGG)) == [key(agg(1, T0)), key(agg(2, T0 + 61 * S))]
     assert w.safe_segment is not None and w.safe_segment < 2
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_invalid_stream_names_never_become_paths_but_a_counted_gap(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    parts = PartitionSet(root, WriterConfig())
+    evil = [Message("../../evil", T0 + i * S, "{}") for i in range(3)]
+    parts.add([agg(1, T0), *evil, agg(2, T0 + 5 * S)], 0)
+    parts.seal_all()
+    assert not (tmp_path / "evil").exists()
+    assert sorted(p.relative_to(root).parts[0] for p in root.rglob("*.parquet")) == [
+        "gaps", "streams"]
+    assert len(rows_of(files(root, AGG))) == 2
+    (gap_file,) = (root / layout.GAPS_DIR).glob("date=*/*.parquet")
+    (row,) = pq.read_table(gap_file).to_pylist()
+    assert row["kind"] == "rejected" and row["stream"] == "*"
+    assert "'../../evil': 3 messages" in row["detail"]
+    assert (row["start_ns"], row["end_ns"]) == (T0, T0 + 2 * S)

@@ -85,6 +85,8 @@ def test_sealed_segments_are_deleted_while_running(tmp_path: Path) -> None:
             break
         threading.Event().wait(0.01)
     assert len(list_segments(st.journal_dir)) <= 2
+    # A crash now must still find where recording stopped (start of recorder_down).
+    assert (st.journal_dir / LAST_RECV_FILE).read_text() == str(T0 + 9 * S)
     st.close()
     assert archive_rows(tmp_path) == expected([msg(i, T0 + i * S) for i in range(10)])
 

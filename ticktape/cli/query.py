@@ -101,21 +101,25 @@ def _write_json(cur: duckdb.DuckDBPyConnection, names: Sequence[str], out: IO[st
         out.write("\n]\n" if not first else "]\n")
 
 
+def write_parquet(con: duckdb.DuckDBPyConnection, sql: str, output: Path) -> None:
+    """Run ``sql`` and stream its result into a zstd Parquet file."""
+    try:
+        rel = con.sql(sql)
+        if rel is None:
+            return
+        reader = rel.to_arrow_reader(CHUNK_ROWS * 10)
+        with pq.ParquetWriter(output, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    except duckdb.Error as exc:
+        raise SqlError(one_line(exc)) from exc
+
+
 def emit(cur: duckdb.DuckDBPyConnection, fmt: str, output: Path | None) -> None:
-    """Write the result of ``cur`` in ``fmt`` to ``output`` (or stdout)."""
+    """Write the result of ``cur`` in ``fmt`` (table, csv, json, ndjson) to ``output``."""
     if cur.description is None:
         return
     names = [str(d[0]) for d in cur.description]
-    if fmt == "parquet":
-        if output is None:
-            raise ConfigError("--format parquet needs --output FILE")
-        try:
-            result = cur.to_arrow_table()
-            if result is not None:
-                pq.write_table(result, output, compression="zstd")
-        except duckdb.Error as exc:
-            raise SqlError(one_line(exc)) from exc
-        return
     with ExitStack() as stack:
         out: IO[str] = (stack.enter_context(output.open("w", encoding="utf-8", newline=""))
                         if output is not None else sys.stdout)
@@ -144,15 +148,22 @@ def query(archive: Path, sql: str, fmt: str, output: Path | None) -> None:
 
     Views: agg_trades, trades, mark_prices, klines, book_tickers, depth_updates,
     depth_snapshots, liquidations, tickers, mini_tickers, user_events, ..., messages (every
-    stream), gaps. Times: *_ns (epoch ns) and *_time (TIMESTAMPTZ, UTC). Example:
+    stream), gaps. Times: *_ns (epoch ns) and *_time (TIMESTAMP holding UTC). raw is NULL
+    where compact stored it as re-derivable (ticktape replay gives the exact text). Example:
 
+    \b
       ticktape query --archive data/sample "SELECT stream, count(*) FROM messages GROUP BY 1"
 
     Bad SQL prints DuckDB's message on one line and exits with status 2.
     """
+    if fmt == "parquet" and output is None:
+        raise ConfigError("--format parquet needs --output FILE")
     con = connect(archive)
     try:
-        emit(run_sql(con, sql), fmt, output)
+        if fmt == "parquet" and output is not None:
+            write_parquet(con, sql, output)
+        else:
+            emit(run_sql(con, sql), fmt, output)
     finally:
         con.close()
 
@@ -185,4 +196,4 @@ def sql(archive: Path) -> None:
 
 
 __all__ = ["EXIT_BAD_SQL", "SqlError", "archive_option", "emit", "one_line", "query",
-           "run_sql", "sql"]
+           "run_sql", "sql", "write_parquet"]

@@ -17,7 +17,7 @@ from replay._report import write_report
 from replay._stats import gap_rows, stream_stats
 from replay._times import format_ns, parse_time
 from replay._verify import verify
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, CorruptDataError
 from schemas.message import GapKind
 from schemas.streams import parse_stream
 from ticktape.cli._group import cli
@@ -106,13 +106,16 @@ def stats(archive: Path, stream: str | None, fmt: str) -> None:
 
 @cli.command(name="verify")
 @archive_option
+@click.option("--live", is_flag=True,
+              help="The recorder is running: its open .tmp partitions and journal are fine.")
 @format_option
-def verify_cmd(archive: Path, fmt: str) -> None:
+def verify_cmd(archive: Path, live: bool, fmt: str) -> None:
     """Check every file: opens, schema, recv_ns order, checksums, no overlap, no .tmp, journal.
 
-    Never modifies the archive. Exits 1 when any check fails.
+    Never modifies the archive. Exits 1 when any check fails (problems on stdout, a summary
+    line on stderr).
     """
-    report = verify(archive)
+    report = verify(archive, live=live)
     if fmt == "json":
         _json(report.as_dict())
     else:
@@ -123,7 +126,7 @@ def verify_cmd(archive: Path, fmt: str) -> None:
         verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problem(s))"
         click.echo(f"verify {archive}: {report.files} file(s), {report.rows:,} row(s): {verdict}")
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        raise CorruptDataError(f"verify found {len(report.problems)} problem(s) in {archive}")
 
 
 @cli.command(name="compact")
