@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from recorder._fs import ensure_dir, publish, remove_quietly
 from schemas import layout
 from schemas.message import Gap, Message
-from schemas.tables import build_batch, table_for
+from schemas.storage import parquet_options
+from schemas.tables import Table, build_batch, table_for
 from schemas.version import __version__
 
 CHECKSUM_ALGO = "sha256 over rows in file order of i64le(recv_ns) u32le(len(raw)) raw(utf-8)"
@@ -68,9 +69,11 @@ def content_checksum(rows: Iterable[tuple[int, str]]) -> str:
     return h.hexdigest()
 
 
-def _writer(path: Path, schema: pa.Schema, level: int) -> pq.ParquetWriter:
-    return pq.ParquetWriter(path, schema, compression="zstd", compression_level=level,
-                            write_statistics=True)
+def _writer(path: Path, table: Table, level: int) -> pq.ParquetWriter:
+    # Column encodings per schemas.storage (live: raw kept, zstd at the configured level).
+    options = parquet_options(table, compacted=False)
+    options["compression_level"] = level
+    return pq.ParquetWriter(path, table.schema, **options)
 
 
 class OpenPartition:
@@ -121,7 +124,7 @@ class OpenPartition:
                                                          layout.date_of_ns(self.first_ns))
             ensure_dir(directory, self.root)
             self._tmp = directory / f"{self.first_ns}-open{layout.PARTITION_SUFFIX}.tmp"
-            self._writer = _writer(self._tmp, table_for(self.stream).schema, self.level)
+            self._writer = _writer(self._tmp, table_for(self.stream), self.level)
         update_checksum(self._hash, ((m.recv_ns, m.raw) for m in rows))
         self._writer.write_batch(build_batch(self.stream, rows))
         self.rows += len(rows)

@@ -34,7 +34,7 @@ from replay._schedule import TablePrefetch
 from replay._times import TimeLike, format_ns, parse_time
 from replay.sim.book import instrument_for
 from replay.wire.source import Frame, Item, Session
-from schemas.errors import ArchiveError, StreamNameError
+from schemas.errors import ConfigError, StreamNameError
 from schemas.streams import Endpoint, parse_stream
 
 MAX_BATCH = 1_000
@@ -69,7 +69,7 @@ class ArchiveSource:
         spin_ns: int = DEFAULT_SPIN_NS,
     ) -> None:
         if speed < 0:
-            raise ArchiveError(f"speed must be >= 0, not {speed}")
+            raise ConfigError(f"--speed must be >= 0, not {speed}")
         self.archive = archive
         self.speed = speed
         self.spin_ns = spin_ns

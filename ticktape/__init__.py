@@ -4,6 +4,10 @@ The public API is re-exported here; ``schemas``, ``recorder`` and ``replay`` are
 packages that implement it.
 """
 
+from recorder import Recorder, RecorderConfig, load_config
+from replay import Archive, HashingHandler, OrderBook, Replayer
+from replay._catalog import connect
+from replay.sim import SimConfig, SimExchange
 from schemas import (
     ArchiveError,
     ConfigError,
@@ -28,6 +32,7 @@ from schemas import (
 from ticktape._version import __version__
 
 __all__ = [
+    "Archive",
     "ArchiveError",
     "ConfigError",
     "CorruptDataError",
@@ -39,13 +44,22 @@ __all__ = [
     "GapKind",
     "Handler",
     "HandlerLike",
+    "HashingHandler",
     "Message",
+    "OrderBook",
     "QueryError",
+    "Recorder",
+    "RecorderConfig",
+    "Replayer",
+    "SimConfig",
+    "SimExchange",
     "Source",
     "StreamName",
     "StreamNameError",
     "TicktapeError",
     "__version__",
     "as_handler",
+    "connect",
+    "load_config",
     "parse_stream",
 ]

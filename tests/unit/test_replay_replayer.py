@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replay import HashingHandler, Replayer
 from replay._merge import merge_runs
@@ -184,3 +186,32 @@ async def test_handler_error_propagates_and_replay_can_run_again(tmp_path: Path)
         await replayer.run(boom)
     seen: list[Event] = []
     assert (await replayer.run(seen.append)).messages == 100 == len(seen)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 3)), max_size=40),
+                min_size=1, max_size=5),
+       st.integers(1, 7))
+def test_merge_runs_is_a_sorted_permutation(runs: list[list[tuple[int, int]]],
+                                            batch: int) -> None:
+    import pyarrow as pa
+
+    tables = []
+    for index, rows in enumerate(runs):
+        rows = sorted(rows)  # each run is sorted by recv_ns, as a partition chain is
+        recv = [r for r, _ in rows]
+        conn = [c for _, c in rows]
+        seq = list(range(len(rows)))
+        batches = [pa.RecordBatch.from_pydict({
+            "recv_ns": pa.array(recv[i:i + batch], pa.int64()),
+            "conn_id": pa.array(conn[i:i + batch], pa.int32()),
+            "seq": pa.array(seq[i:i + batch], pa.int64())}) for i in range(0, len(rows), batch)]
+        tables.append((index, iter(batches)))
+    out = list(merge_runs(tables))
+    got = [row for t in out for row in zip(t.column("recv_ns").to_pylist(),
+                                           t.column("conn_id").to_pylist(),
+                                           t.column("seq").to_pylist(),
+                                           t.column("stream_idx").to_pylist(), strict=True)]
+    expected = sorted((r, c, s, i) for i, rows in enumerate(runs)
+                      for s, (r, c) in enumerate(sorted(rows)))
+    assert got == expected

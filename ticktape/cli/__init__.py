@@ -29,7 +29,10 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, mapping errors to one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="ticktape", standalone_mode=False)
+        # standalone_mode=False returns ctx.exit(N)'s code instead of raising it.
+        code = cli.main(args=argv, prog_name="ticktape", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("ticktape: aborted", err=True)
         sys.exit(130)

@@ -170,7 +170,8 @@ def _install_stop(stop: asyncio.Event) -> Callable[[], None]:
 @click.option("--archive", "archive_dir", default=DEFAULT_ARCHIVE, show_default=True,
               help="Archive directory to serve.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=9443, show_default=True, help="TCP port (0 = any).")
+@click.option("--port", type=click.IntRange(0, 65535), default=9444, show_default=True,
+              help="TCP port (0 = any free port; the banner on stderr shows it).")
 @click.option("--start", default=None, help=f"Where each client's replay starts: {TIME_HELP}.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="1 = original timing, N = N times faster, 0 = as fast as possible.")
