@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from replay._partitions import listed_inputs, split_superseded
 from schemas.errors import ArchiveError, CorruptDataError
 from schemas.formatters import restore_raw_column
 from schemas.layout import (
@@ -145,19 +146,30 @@ class Archive:
         """The sealed partitions of ``stream`` overlapping ``[start, end)``, oldest first."""
         name = parse_stream(stream).name
         base = join(self.root, STREAMS_DIR, f"stream={name}")
-        parts = []
+        parts: list[Partition] = []
         for date_dir in self._date_dirs(base, start, end):
+            day: list[Partition] = []
             for info in self._list(date_dir):
                 if info.type != pafs.FileType.File:
                     continue
                 span = parse_partition_name(info.base_name)  # "*.parquet.tmp" never parses
                 if span is None:
                     continue
-                part = Partition(name, info.path, span[0], span[1], info.size)
-                if part.overlaps(start, end):
-                    parts.append(part)
+                day.append(Partition(name, info.path, span[0], span[1], info.size))
+            # Leftovers of an interrupted ``compact`` are listed inside the file that replaced
+            # them; reading both would deliver their rows twice (replay._partitions rule).
+            live, _ = split_superseded(day, inputs_of=self._compacted_inputs)
+            parts.extend(p for p in live if p.overlaps(start, end))
         parts.sort(key=lambda p: (p.first_ns, p.last_ns, p.path))
         return parts
+
+    def _compacted_inputs(self, part: Partition) -> frozenset[str]:
+        """File names a compacted partition lists as merged into it (read from its footer)."""
+        try:
+            with self.filesystem.open_input_file(part.path) as fh:
+                return listed_inputs(pq.read_metadata(fh).metadata)
+        except (OSError, pa.ArrowException):
+            return frozenset()
 
     def time_range(self, stream: str) -> tuple[int, int] | None:
         """``(first_recv_ns, last_recv_ns)`` of ``stream`` from partition names, or ``None``."""

@@ -58,9 +58,14 @@ class Partition:
 def compacted_inputs(path: Path) -> frozenset[str]:
     """File names a compacted partition lists as merged into it (empty if none/unreadable)."""
     try:
-        meta = pq.read_metadata(path).metadata or {}
+        return listed_inputs(pq.read_metadata(path).metadata)
     except (OSError, pa.ArrowException):
         return frozenset()
+
+
+def listed_inputs(metadata: dict[bytes, bytes] | None) -> frozenset[str]:
+    """File names listed under :data:`COMPACTED_INPUTS_KEY` in a Parquet footer's metadata."""
+    meta = metadata or {}
     return frozenset(meta.get(COMPACTED_INPUTS_KEY, b"").decode(errors="replace").split())
 
 
