@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python}
 rm -rf data/sample
 "$python" -m ticktape import "$src" --archive data/sample --end 2024-08-08T23:55:40Z
+"$python" -m ticktape compact --archive data/sample
 "$python" -m ticktape verify --archive data/sample

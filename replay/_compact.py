@@ -108,6 +108,10 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+COMPACTED_FROM_KEY = b"ticktape.compacted_from"
+"""Footer key set on every file ``compact`` wrote (the number of files merged into it)."""
+
+
 def _groups(parts: list[Partition], max_bytes: int) -> list[list[Partition]]:
     """Consecutive runs of partitions whose summed size stays within ``max_bytes``."""
     groups: list[list[Partition]] = []
@@ -121,7 +125,17 @@ def _groups(parts: list[Partition], max_bytes: int) -> list[list[Partition]]:
         size += p.size
     if cur:
         groups.append(cur)
-    return [g for g in groups if len(g) > 1]
+    # A lone file is rewritten too until it carries the compacted storage plan (raw dropped
+    # where derivable, compacted encodings); after that it is left alone.
+    return [g for g in groups if len(g) > 1 or not _is_compacted(g[0].path)]
+
+
+def _is_compacted(path: Path) -> bool:
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return True  # unreadable: leave it to `ticktape verify`, never rewrite it here
+    return COMPACTED_FROM_KEY in meta
 
 
 class _Digest:
@@ -185,7 +199,7 @@ def _metadata(group: list[Partition], rows: int, content: str, raw: str) -> dict
         RAW_CHECKSUM_KEY.decode(): raw,
         "ticktape.checksum_algo": RAW_CHECKSUM_ALGO,
         CHECKSUM_KEY.decode(): content,
-        "ticktape.compacted_from": str(len(group)),
+        COMPACTED_FROM_KEY.decode(): str(len(group)),
         COMPACTED_INPUTS_KEY.decode(): "\n".join(p.path.name for p in group),
     }
 
@@ -234,16 +248,18 @@ def merge_group(root: Path, group: list[Partition]) -> Merge:
         after = _digest_file(tmp, stream, schema)
         if after != before:
             raise CorruptDataError(f"{final}: merged file reads back different content")
-        if final.exists():
+        in_place = len(group) == 1  # same name: the rename atomically replaces the input
+        if final.exists() and not in_place:
             raise ArchiveError(f"{final}: already exists")
-        os.rename(tmp, final)
+        os.replace(tmp, final)
         _fsync_dir(final.parent)
         _fsync_dir(staging)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     for p in group:
-        p.path.unlink(missing_ok=True)
+        if p.path != final:
+            p.path.unlink(missing_ok=True)
     _fsync_dir(final.parent)
     return Merge(stream, date, len(group), digest.content.rows, sum(p.size for p in group),
                  final.stat().st_size, str(final.relative_to(root)), before[0])

@@ -158,3 +158,22 @@ def test_replay_counts_leftovers_of_an_interrupted_compact_once(archive: Path,
         shutil.copy2(f, inputs[0].parent / f.name)
     assert len(_files(archive, STREAMS[0])) == 6
     assert Replayer(archive, streams=STREAMS[0], speed=0).content_hash() == before
+
+
+def test_a_lone_uncompacted_file_is_rewritten_once(tmp_path: Path) -> None:
+    """A day already in one live file still gets the compacted plan (raw dropped where
+    derivable), with identical content; a second run leaves it alone."""
+    from replay import Replayer
+
+    root = tmp_path / "arc"
+    quarter_hours(root, agg_trades("btcusdt", T0, 10, 60 * SEC), STREAMS[0])
+    (live,) = _files(root, STREAMS[0])
+    before = Replayer(root, speed=0).content_hash()
+    assert pq.read_table(live, columns=["raw"]).column("raw").null_count == 0
+    first = compact(root, now_ns=T0 + 2 * DAY)
+    (done,) = _files(root, STREAMS[0])
+    assert done == live and len(first.merges) == 1
+    assert pq.read_table(done, columns=["raw"]).column("raw").null_count == 10
+    assert Replayer(root, speed=0).content_hash() == before
+    assert verify(root).ok
+    assert compact(root, now_ns=T0 + 2 * DAY).merges == []
