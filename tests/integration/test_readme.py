@@ -95,3 +95,18 @@ def test_readme_tour_runs(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def test_readme_config_example_loads(tmp_path: Path) -> None:
+    """The TOML under "Configuration" is a valid recorder config."""
+    from recorder import load_config
+
+    block = README.read_text().split("## Configuration", 1)[1]
+    toml = re.search(r"```toml\n(.*?)```", block, flags=re.S)
+    assert toml is not None
+    path = tmp_path / "recorder.toml"
+    path.write_text(toml.group(1))
+    config = load_config(path).validated()
+    assert "btcusdt@aggTrade" in config.streams
+    assert config.rotate_s == 900 and config.retention_s == 90 * 86_400
+    assert config.user_data
