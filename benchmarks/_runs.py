@@ -85,6 +85,7 @@ def run_consumer(workdir: Path, kind: str, count: int, *, rate: float = 0.0, loo
     end = out.get(end_key) or out.get("t_last_ns") or 0
     seconds = (end - started["t_first_ns"]) / 1e9
     peak = float(out.get("vmhwm_mb") or result.maxrss_mb)
+    out["feed_t_first_ns"] = started["t_first_ns"]
     run = Run(int(out.get("received", 0)), seconds, result.cpu_s, peak, out, samples)
     if kind == "recorder":
         run.output["rows_stored"] = stored_rows(archive)

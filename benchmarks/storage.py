@@ -144,8 +144,12 @@ def measure_set(workdir: Path, label: str, msgs: Sequence[Message], out: Outcome
     if comp_reason is None:
         from replay._compact import compact
 
-        compact(root, now_ns=2**62)
+        report = compact(root, now_ns=2**62)
         comp_per = sum(tree_bytes(root).values()) / n
+        after = len(list((root / "streams").glob("stream=*/date=*/*.parquet")))
+        merged = len(getattr(report, "merges", []))
+        out.notes.append(f"storage ({label}): compact merged {merged} group(s); {files} live "
+                         f"files -> {after} (a day already in one file is left as written)")
         out.figures.append(Figure(f"storage compacted B/msg ({label})", comp_per, "B/msg",
                                   base, "ratio <= 0.5", at_most(comp_per / base, 0.5)))
     else:

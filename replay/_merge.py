@@ -10,8 +10,11 @@ with one vectorised Arrow sort.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from typing import Literal
+from itertools import islice
+from operator import lt
+from typing import Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,14 +41,21 @@ def _sorted(table: pa.Table) -> pa.Table:
 
 
 class _Run:
-    """One sorted sequence of batches (consecutive, non-overlapping partitions of a stream)."""
+    """One sorted sequence of batches (consecutive, non-overlapping partitions of a stream).
 
-    __slots__ = ("batches", "buffer", "done", "index")
+    ``recv`` mirrors the buffer's ``recv_ns`` as a Python list (from ``pos``), so watermark
+    cuts are a bisect, not Arrow calls: in a reader thread every Arrow call releases and
+    re-takes the GIL, and each re-take can wait a whole switch interval.
+    """
+
+    __slots__ = ("batches", "buffer", "done", "index", "pos", "recv")
 
     def __init__(self, index: int, batches: Iterator[pa.RecordBatch]) -> None:
         self.index = index
         self.batches = batches
         self.buffer: pa.Table | None = None
+        self.recv: list[int] = []
+        self.pos = 0
         self.done = False
 
     def pull(self) -> None:
@@ -53,17 +63,23 @@ class _Run:
         for batch in self.batches:
             if batch.num_rows == 0:
                 continue
-            idx = pa.array([self.index] * batch.num_rows, pa.int32())
-            table = _sorted(pa.Table.from_batches([batch]).append_column(STREAM_INDEX, idx))
-            self.buffer = table if self.buffer is None else pa.concat_tables([self.buffer, table])
+            idx = pa.repeat(pa.scalar(self.index, pa.int32()), batch.num_rows)
+            table = pa.Table.from_batches([batch]).append_column(STREAM_INDEX, idx)
+            recv = cast(list[int], table.column("recv_ns").to_pylist())
+            if not all(map(lt, recv, islice(recv, 1, None))):  # ties or disorder
+                table = table.combine_chunks().sort_by(SORT_KEYS)
+                recv = cast(list[int], table.column("recv_ns").to_pylist())
+            if self.buffer is None:
+                self.buffer, self.recv = table, recv
+            else:
+                self.buffer = pa.concat_tables([self.buffer, table])
+                self.recv = self.recv[self.pos:] + recv
+            self.pos = 0
             return
         self.done = True
 
     def last_recv(self) -> int:
-        assert self.buffer is not None and self.buffer.num_rows
-        value = self.buffer.column("recv_ns")[-1].as_py()
-        assert isinstance(value, int)
-        return value
+        return self.recv[-1]
 
     def cut_before(self, watermark: int | None) -> pa.Table | None:
         """Remove and return the buffered rows with ``recv_ns < watermark`` (all if None)."""
@@ -73,10 +89,10 @@ class _Run:
         if watermark is None:
             self.buffer = None
             return buf
-        below = pc.less(buf.column("recv_ns"), pa.scalar(watermark, pa.int64()))
-        n = pc.sum(pc.cast(below, pa.int64())).as_py()
+        n = bisect_left(self.recv, watermark, self.pos) - self.pos
         if not n:
             return None
+        self.pos += n
         self.buffer = buf.slice(n) if n < buf.num_rows else None
         return buf.slice(0, n)
 
