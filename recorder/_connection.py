@@ -26,6 +26,11 @@ from schemas.wire import split_envelope
 
 log = logging.getLogger("ticktape.recorder")
 
+_PREFIX = '{"stream":"'
+_PREFIX_LEN = len(_PREFIX)
+_MIDDLE = '","data":'
+_MIDDLE_LEN = len(_MIDDLE)
+
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 
 
@@ -124,10 +129,13 @@ class Connection:
         self._redact = redact
         self._seq = 0
         self._names = {s.lower(): s for s in streams}
+        self._fast_names = {**self._names, **{s: s for s in streams}}
+        """Names as sent (canonical or lower case) -> canonical, for the fast path."""
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._live = asyncio.Event()
         self._done = asyncio.Event()
         self._closing = False
+        self._last_frame = 0.0
 
     async def wait_live(self) -> bool:
         """Wait until LIVE (True) or until the attempt ended without getting there (False)."""
@@ -201,20 +209,44 @@ class Connection:
             await ws.send_str(subscribe_frame(request_id, batch))
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read frames in a child task while this one is the silence watchdog.
+
+        One timer per idle period instead of one armed and cancelled per frame: the reader
+        stamps the loop time of each frame and the watchdog wakes when the newest stamp is
+        ``idle_timeout_s`` old (BINANCE.md s7: a silent open socket is a dead one).
+        """
         idle = self._config.idle_timeout_s
-        while True:
-            try:
-                frame = await ws.receive(timeout=idle)
-            except TimeoutError:
-                if self._closing:
+        loop = asyncio.get_running_loop()
+        self._last_frame = loop.time()
+        reader = asyncio.create_task(self._read_frames(ws), name=f"{self.label} reader")
+        try:
+            while True:
+                remaining = self._last_frame + idle - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait((reader,), timeout=remaining)
+                if done:
+                    reader.result()  # re-raise what ended the reader
                     return
-                raise ExchangeError(
-                    f"{self.label}: no frame for {idle:g} s (idle watchdog)") from None
-            recv_ns = self._clock.now_ns()
-            if frame.type is aiohttp.WSMsgType.TEXT:
-                self._on_text(frame.data, recv_ns)
+        finally:
+            if not reader.done():
+                reader.cancel()
+                await asyncio.wait((reader,))  # unlike `await reader`, keeps our own cancel
+        if self._closing:
+            return
+        raise ExchangeError(f"{self.label}: no frame for {idle:g} s (idle watchdog)")
+
+    async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        now_ns = self._clock.now_ns
+        text_type = aiohttp.WSMsgType.TEXT
+        while True:
+            frame = await ws.receive()
+            self._last_frame = loop.time()
+            if frame.type is text_type:
+                self._on_text(frame.data, now_ns())
             elif frame.type is aiohttp.WSMsgType.BINARY:
-                self._reject(recv_ns, f"binary frame of {len(frame.data)} bytes")
+                self._reject(now_ns(), f"binary frame of {len(frame.data)} bytes")
             elif frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
                                 aiohttp.WSMsgType.CLOSED):
                 if self._closing:
@@ -233,6 +265,18 @@ class Connection:
         if self._raw_stream is not None:
             self._emit(self._raw_stream, text, recv_ns)
             return
+        if text.startswith(_PREFIX):
+            # Inlined fast path of schemas.wire.split_envelope (BINANCE.md section 1: fixed
+            # key order), the hot line of the recorder; anything else takes the full path.
+            end = text.find('"', _PREFIX_LEN)
+            if end > 0 and text.startswith(_MIDDLE, end) and text.endswith("}"):
+                stream = self._fast_names.get(text[_PREFIX_LEN:end])
+                if stream is not None:
+                    self._seq += 1
+                    self.messages += 1
+                    self._on_message(self, Message(stream, recv_ns, text[end + _MIDDLE_LEN:-1],
+                                                   self.conn_id, self._seq))
+                    return
         split = split_envelope(text)
         if split is None:
             if text.startswith('{"result"') or text.startswith('{"id"'):

@@ -92,7 +92,7 @@ class GapDetector:
         st = self._state(msg.stream)
         st.last_ns = msg.recv_ns
         if st.kind == _AGG:
-            st.last_id = _int_field(_data(msg), "a")
+            st.last_id = _field(msg, '"a":', "a")
         elif st.kind == _DEPTH:
             st.last_id = None  # a restart is a resync (BINANCE.md section 4 rule 5)
 
@@ -134,7 +134,7 @@ class GapDetector:
 
     def _check_agg(self, msg: Message, st: _State, gaps: list[Gap]) -> None:
         # BINANCE.md section 6: per symbol `a` rises by 1 per aggregate; a jump is a hole.
-        a = _int_field(_data(msg), "a")
+        a = _field(msg, '"a":', "a")
         if a is None:
             return
         last = st.last_id
@@ -148,15 +148,14 @@ class GapDetector:
 
     def _check_depth(self, msg: Message, st: _State, gaps: list[Gap]) -> None:
         # BINANCE.md section 4 rule 5: each `pu` must equal the previous `u`.
-        data = _data(msg)
-        u = _int_field(data, "u")
+        u = _field(msg, '"u":', "u")
         if u is None:
             return
         last = st.last_id
         if last is not None:
             if u <= last:
                 return  # already seen (overlap of two connections)
-            pu = _int_field(data, "pu")
+            pu = _field(msg, '"pu":', "pu")
             if pu != last:
                 start = st.last_ns if st.last_ns is not None else msg.recv_ns
                 gaps.append(Gap(msg.stream, start, msg.recv_ns, GapKind.SEQUENCE,
@@ -183,6 +182,42 @@ class GapDetector:
                                 f"silent {(now_ns - st.last_ns) / 1e9:.1f}s until shutdown"))
             st.last_ns = max(st.last_ns or now_ns, now_ns)
         return gaps
+
+
+def _scan_int(raw: str, needle: str) -> int | None:
+    """The integer value of top-level key ``needle`` (``'"a":'``) in ``raw``, found by text.
+
+    ``None`` means "cannot tell cheaply" (the caller then decodes the payload). Accepted only
+    when the answer is the one a full decode gives: an object whose one and only occurrence
+    of the key comes before any nested object or array (so it is top level, the last and
+    only duplicate), preceded by ``{`` or ``,`` (so it is a key, not inside a string) and
+    followed by plain digits ending at ``,`` or ``}`` (an int, not a float, bool or string).
+    Binance's payloads (BINANCE.md sections 4 and 6: ``a``, ``u``, ``pu`` come before the
+    ``b``/``a`` level arrays) always take this path.
+    """
+    i = raw.find(needle)
+    if i <= 0 or raw[i - 1] not in "{," or raw[0] != "{" or raw[-1] != "}":
+        return None
+    start = i + len(needle)
+    k = raw.find(",", start)
+    if k < 0:
+        k = len(raw) - 1
+    text = raw[start:k]
+    digits = text[1:] if text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()) or (len(digits) > 1 and digits[0] == "0"):
+        return None
+    if raw.find("{", 1, i) >= 0 or raw.find("[", 1, i) >= 0 or raw.find(needle, k) >= 0:
+        return None
+    return int(text)
+
+
+def _field(msg: Message, needle: str, key: str) -> int | None:
+    """Top-level integer ``key`` of ``msg``'s payload (text scan, else a full decode)."""
+    if msg._data is None:
+        value = _scan_int(msg.raw, needle)
+        if value is not None:
+            return value
+    return _int_field(_data(msg), key)
 
 
 def _data(msg: Message) -> Any:

@@ -245,18 +245,17 @@ class Journal:
         cache = self._stream_bytes
         pack_msg, pack_rec, crc32 = _MSG.pack, _REC.pack, zlib.crc32
         added = 0
+        put = parts.append
+        codes = _SOURCE_CODE
         for m in msgs:
             sb = cache.get(m.stream)
             if sb is None:
                 sb = cache[m.stream] = m.stream.encode()
-            raw = m.raw.encode()
-            head = pack_msg(_T_MSG, _SOURCE_CODE[m.source], m.recv_ns, m.conn_id, m.seq,
-                            len(sb))
-            n = len(head) + len(sb) + len(raw)
-            parts.append(pack_rec(n, crc32(raw, crc32(sb, crc32(head)))))
-            parts.append(head)
-            parts.append(sb)
-            parts.append(raw)
+            body = pack_msg(_T_MSG, codes[m.source], m.recv_ns, m.conn_id, m.seq,
+                            len(sb)) + sb + m.raw.encode()
+            n = len(body)
+            put(pack_rec(n, crc32(body)))
+            put(body)
             added += n + 8
         if msgs:
             self.last_recv_ns = max(self.last_recv_ns, msgs[-1].recv_ns)

@@ -44,6 +44,8 @@ GAP_SCHEMA = pa.schema(_GAP_FIELDS)
 """Columns of the ``gaps`` table (DESIGN.md)."""
 
 _ROW = struct.Struct("<qI")
+ROW_OVERHEAD = 200
+"""Bytes counted per buffered row on top of its ``raw`` (Message object, strings)."""
 
 
 def recorder_version() -> str:
@@ -104,7 +106,7 @@ class OpenPartition:
     def add(self, m: Message) -> None:
         """Buffer one row (the caller has checked it belongs to this window)."""
         self.pending.append(m)
-        n = len(m.raw) + 200  # rough in-memory size: Message object, raw and stream str
+        n = len(m.raw) + ROW_OVERHEAD  # rough in-memory size: Message object, raw, stream
         self.pending_bytes += n
         self.total_bytes += n
         t = m.recv_ns
@@ -112,6 +114,17 @@ class OpenPartition:
             self.last_ns = t
         if t < self.first_ns:
             self.first_ns = t
+
+    def extend(self, msgs: Sequence[Message], first_ns: int, last_ns: int, size: int) -> None:
+        """Buffer rows whose times span ``[first_ns, last_ns]`` and weigh ``size`` (as in
+        :meth:`add`, summed); the caller has checked they belong to this window."""
+        self.pending.extend(msgs)
+        self.pending_bytes += size
+        self.total_bytes += size
+        if last_ns > self.last_ns:
+            self.last_ns = last_ns
+        if first_ns < self.first_ns:
+            self.first_ns = first_ns
 
     def flush_rows(self) -> None:
         """Write the buffered rows as one row group."""
@@ -224,6 +237,7 @@ def gaps_table(gaps: Sequence[Gap]) -> pa.Table:
 __all__ = [
     "CHECKSUM_ALGO",
     "GAP_SCHEMA",
+    "ROW_OVERHEAD",
     "OpenPartition",
     "content_checksum",
     "day_window",

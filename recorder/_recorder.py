@@ -1,9 +1,13 @@
 """The :class:`Recorder`: owns connections, storage, gap detection, repair, handlers, metrics.
 
-Data path (all on the event loop, no await between receipt and journal)::
+Data path (all on the event loop)::
 
-    Connection -> ShardRunner (rotation dedup) -> Recorder._on_message
-        -> Storage.append (journal first) -> GapDetector -> Repairer -> Fanout (handlers)
+    Connection -> ShardRunner (rotation dedup) -> Recorder._on_message (collects a batch)
+    once per loop turn (call_soon): Recorder._drain
+        -> Storage.append (journal first) -> Fanout (handlers) -> GapDetector -> Repairer
+
+A batch is every frame the sockets delivered in one loop turn; it is journaled before any
+of it is parsed or queued, and the journal is flushed to the OS every ``flush_interval_s``.
 
 Every task is created in one :class:`asyncio.TaskGroup`; :meth:`Recorder.stop` (or the
 configured duration) closes the connections, lets repair finish what it has, closes every open
@@ -97,6 +101,11 @@ class Recorder:
         self._stop = asyncio.Event()
         self._listen: ListenKeyManager | None = None
         self._down_since: int | None = None
+        self._pending: list[Message] = []
+        self._drain_due = False
+        self._ingest_failed = asyncio.Event()
+        self._ingest_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._api_key = ""
         if self.config.user_data:
             self._api_key = load_api_key(self.config.env_file)
@@ -117,11 +126,63 @@ class Recorder:
         storage = self.storage
         assert storage is not None
         storage.append(msgs)
-        for msg in msgs:
-            self.counters.count(msg.stream, len(msg.raw), msg.recv_ns)
-            self._fanout.publish(msg)
+        self.counters.count_all(msgs)
+        if self._fanout:
+            publish = self._fanout.publish
+            for msg in msgs:
+                publish(msg)
 
     def _on_message(self, msg: Message) -> None:
+        """Queue a websocket message for the next :meth:`_drain` (once per loop turn).
+
+        Frames that arrive together (everything a socket read delivered) are journaled,
+        gap-checked and published as one batch: one journal append instead of one per frame.
+        Nothing is parsed or queued before the batch is in the journal buffer.
+        """
+        self._pending.append(msg)
+        if not self._drain_due:
+            self._drain_due = True
+            loop = self._loop
+            assert loop is not None
+            loop.call_soon(self._drain_soon)
+
+    def _drain_soon(self) -> None:
+        self._drain_due = False
+        try:
+            self._drain()
+        except Exception as exc:  # a storage error: handed to the ingest task, which stops us
+            self._ingest_error = exc
+            self._ingest_failed.set()
+
+    async def _ingest_watch(self) -> None:
+        """Raise (and so stop the recorder) what a scheduled :meth:`_drain` raised."""
+        await self._ingest_failed.wait()
+        assert self._ingest_error is not None
+        raise self._ingest_error
+
+    def _drain(self) -> None:
+        """Journal, count, publish and gap-check every queued websocket message, in order."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        if self._down_since is not None:
+            # The recorder was not running from the last journaled message until now.
+            start, self._down_since = self._down_since, None
+            self._write_gap(Gap(WILDCARD_STREAM, start, max(start, batch[0].recv_ns),
+                                GapKind.RECORDER_DOWN, "recorder was not running"))
+        if any(m.stream == USER_STREAM for m in batch):
+            batch = [self._user_message(m) if m.stream == USER_STREAM else m for m in batch]
+        self._store(batch)
+        on_message = self.detector.on_message
+        gaps: list[Gap] = []
+        for msg in batch:
+            found = on_message(msg)
+            if found:
+                gaps.extend(found)
+        if gaps and self.repairer is not None:
+            self.repairer.on_gaps(gaps)
+
+    def _user_message(self, msg: Message) -> Message:
         if msg.stream == USER_STREAM:
             if self._listen is not None:
                 self._listen.watch(msg)
@@ -130,24 +191,23 @@ class Recorder:
             clean = self.secrets.redact(msg.raw)
             if clean != msg.raw:
                 msg = Message(msg.stream, msg.recv_ns, clean, msg.conn_id, msg.seq, msg.source)
-        if self._down_since is not None:
-            # The recorder was not running from the last journaled message until now.
-            start, self._down_since = self._down_since, None
-            self._write_gap(Gap(WILDCARD_STREAM, start, max(start, msg.recv_ns),
-                                GapKind.RECORDER_DOWN, "recorder was not running"))
-        self._store([msg])
-        gaps = self.detector.on_message(msg)
-        if gaps and self.repairer is not None:
-            self.repairer.on_gaps(gaps)
+        return msg
+
+    def _store_rest(self, msgs: list[Message]) -> None:
+        """Store repair results after the websocket messages received before them."""
+        self._drain()
+        self._store(msgs)
 
     def _on_gap(self, gap: Gap) -> None:
         """A gap found by a connection (rejected frame, rotation) goes through repair too."""
+        self._drain()
         if self.repairer is not None:
             self.repairer.on_gaps([gap])
         else:
             self._write_gap(gap)
 
     def _write_gap(self, gap: Gap) -> None:
+        self._drain()
         gap = Gap(gap.stream, gap.start_ns, gap.end_ns, gap.kind,
                   self.secrets.redact(gap.detail), gap.recovered)
         assert self.storage is not None
@@ -157,6 +217,7 @@ class Recorder:
         self._fanout.publish(gap)
 
     def _on_down(self, streams: tuple[str, ...], since_ns: int, detail: str) -> None:
+        self._drain()  # messages received before the drop are checked before it
         self.detector.on_disconnect(streams, since_ns, self.secrets.redact(detail))
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -218,14 +279,17 @@ class Recorder:
             raise _first_leaf(group) from None
         finally:
             with contextlib.suppress(Exception):
+                self._drain()
+            with contextlib.suppress(Exception):
                 for gap in self.detector.finish(self.clock.now_ns()):
                     self._write_gap(gap)
             await asyncio.to_thread(storage.close)
 
     async def _run(self, session: aiohttp.ClientSession) -> None:
         cfg = self.config
+        self._loop = asyncio.get_running_loop()
         rest = RestClient(session, cfg.rest_url, redact=self.secrets.redact)
-        repairer = self.repairer = Repairer(rest, self.clock, self._store, self._write_gap,
+        repairer = self.repairer = Repairer(rest, self.clock, self._store_rest, self._write_gap,
                                             cfg.depth_snapshot_limit)
         self._seed_from_recovery(self.recovery)
         self.shards = [self._runner(sh, session) for sh in self._plans()]
@@ -249,6 +313,7 @@ class Recorder:
                 shard_tasks = [tg.create_task(r.run(), name=f"shard {r.label}")
                                for r in self.shards]
                 repair_task = tg.create_task(repairer.run(), name="repair")
+                ingest = tg.create_task(self._ingest_watch(), name="ingest")
                 handler_tasks = await self._fanout.run(tg)
                 flusher = tg.create_task(self._flush_loop(), name="flush")
                 retention = (tg.create_task(self._retention_loop(), name="retention")
@@ -264,6 +329,8 @@ class Recorder:
                 if self._listen is not None:
                     self._listen.stop()
                 await asyncio.gather(*shard_tasks, *( [listen_task] if listen_task else []))
+                ingest.cancel()
+                self._drain()
                 repairer.stop()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(repair_task),
@@ -323,6 +390,7 @@ class Recorder:
         assert storage is not None
         while True:
             await asyncio.sleep(self.config.flush_interval_s)
+            self._drain()
             storage.flush(time.time_ns())
 
 

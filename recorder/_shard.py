@@ -120,8 +120,8 @@ class ShardRunner:
         self._stop.set()
 
     def _sink(self, conn: Connection, msg: Message) -> None:
-        role = self._roles.get(conn.conn_id, _Role.NORMAL)
         dedup = self._dedup
+        role = _Role.NORMAL if dedup is None else self._roles.get(conn.conn_id, _Role.NORMAL)
         if role is _Role.NORMAL or dedup is None:
             self._emit(msg)
             return

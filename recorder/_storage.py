@@ -30,7 +30,7 @@ from pathlib import Path
 from recorder._fs import archive_error, ensure_dir, fsync_dir, sweep_tmp
 from recorder._journal import FsyncPolicy, Journal, JournalConfig, list_segments
 from recorder._recovery import QUEUE_FULL_DETAIL, RecoveryReport, recover_segments
-from recorder._writer import PartitionWriter, WriterConfig
+from recorder._writer import PartitionWriter, WriterConfig, use_system_allocator
 from schemas import layout
 from schemas.errors import ArchiveError
 from schemas.message import Gap, GapKind, Message
@@ -112,6 +112,7 @@ class Storage:
             removed = sweep_tmp(root / layout.STREAMS_DIR) + sweep_tmp(root / layout.GAPS_DIR)
         except OSError as exc:
             raise archive_error(exc, "open archive", root) from exc
+        use_system_allocator()  # bounded RSS for a long-running recorder
         segments = list_segments(self.journal_dir)
         report = recover_segments(root, segments, self.writer_config)
         report.tmp_removed = removed

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from recorder._fs import archive_error
-from recorder._partition import OpenPartition, day_window, recorder_version, write_gaps_file
+from recorder._partition import (
+    ROW_OVERHEAD,
+    OpenPartition,
+    day_window,
+    recorder_version,
+    write_gaps_file,
+)
 from schemas import layout
 from schemas.errors import ArchiveError, StreamNameError
 from schemas.message import WILDCARD_STREAM, Gap, GapKind, Message
@@ -52,6 +60,11 @@ class _GapBuffer:
 
 SEAL_THREADS = 8
 """Partitions sealed at once by :meth:`PartitionSet.seal_all`."""
+SEAL_SERIAL_BYTES = 256 << 10
+"""A partition with at least this many buffered bytes has its last row group encoded before
+the parallel seal, one partition at a time: encoding row groups concurrently took 50-70 MB
+more peak RSS for 8 streams with 1 MB buffered each, and only the many small partitions of
+a big shard gain from parallel encoding (at most ``memory_budget_bytes`` / this are big)."""
 
 
 def _seal_or_abort(p: OpenPartition) -> Path | None:
@@ -87,7 +100,43 @@ class PartitionSet:
         return self._pending_total
 
     def add(self, msgs: Sequence[Message], segment: int) -> None:
-        """Route each message to its stream's partition, rotating by window, day and size."""
+        """Route each message to its stream's partition, rotating by window, day and size.
+
+        The batch is split by stream (order within a stream kept); a stream's run that fits
+        its open partition (window, size, row group) is appended in one step, anything else
+        goes message by message through :meth:`_add_each`.
+        """
+        by_stream: dict[str, list[Message]] = {}
+        get = by_stream.get
+        for m in msgs:
+            run = get(m.stream)
+            if run is None:
+                by_stream[m.stream] = [m]
+            else:
+                run.append(m)
+        open_ = self._open
+        cfg = self.config
+        for stream, run in by_stream.items():
+            p = open_.get(stream)
+            if p is None:
+                self._add_each(run, segment)
+                continue
+            times = [m.recv_ns for m in run]
+            lo, hi = min(times), max(times)
+            size = sum(map(len, [m.raw for m in run])) + ROW_OVERHEAD * len(run)
+            if (lo < p.window_start or hi >= p.window_end
+                    or p.total_bytes + size >= cfg.max_partition_bytes
+                    or p.pending_bytes + size >= cfg.row_group_bytes):
+                self._add_each(run, segment)
+                continue
+            p.extend(run, lo, hi, size)
+            self._pending_total += size
+            if hi > self.clock:
+                self.clock = hi
+        if self._pending_total > cfg.memory_budget_bytes:
+            self._shed_memory()
+
+    def _add_each(self, msgs: Sequence[Message], segment: int) -> None:
         open_ = self._open
         cfg = self.config
         for m in msgs:
@@ -105,8 +154,6 @@ class PartitionSet:
                 self._flush_rows(p)
             if t > self.clock:
                 self.clock = t
-        if self._pending_total > cfg.memory_budget_bytes:
-            self._shed_memory()
 
     def add_gaps(self, gaps: Sequence[Gap], segment: int) -> None:
         """Buffer gaps by the UTC date of their start, sealed with the next rotation."""
@@ -132,16 +179,27 @@ class PartitionSet:
 
         One partition failing does not stop the others; the first error is raised at the end.
         Partitions are sealed in parallel: sealing is mostly Arrow encoding and fsync, both
-        outside the GIL, and SIGTERM must seal hundreds of active streams within 5 s.
+        outside the GIL, and SIGTERM must seal hundreds of active streams within 5 s. The
+        row groups of big partitions (:data:`SEAL_SERIAL_BYTES`) are encoded first, one at a
+        time, which bounds the memory peak.
         """
         first: BaseException | None = None
         self._invalid_to_gaps()
         parts = list(self._open.values())
         self._open.clear()
         rows = [self._before_seal(p) for p in parts]
+        for i, p in enumerate(parts):
+            if p.pending_bytes >= SEAL_SERIAL_BYTES:
+                try:
+                    p.flush_rows()
+                except Exception as exc:
+                    p.abort()
+                    first = first or exc
+                    rows[i] = -1  # failed: not sealed below
         with ThreadPoolExecutor(max_workers=SEAL_THREADS, thread_name_prefix="seal") as pool:
-            futures = [pool.submit(_seal_or_abort, p) for p in parts]
-        for future, n in zip(futures, rows, strict=True):
+            futures = [pool.submit(_seal_or_abort, p) for p, n in zip(parts, rows, strict=True)
+                       if n >= 0]
+        for future, n in zip(futures, [n for n in rows if n >= 0], strict=True):
             try:
                 self._after_seal(future.result(), n)
             except Exception as exc:
@@ -235,6 +293,20 @@ class PartitionSet:
         if buf.gaps:
             write_gaps_file(self.root, buf.gaps, self.config.compression_level)
             self.sealed_gaps += len(buf.gaps)
+
+
+def use_system_allocator() -> None:
+    """Have Arrow allocate through the C library's allocator (process-wide).
+
+    pyarrow's default mimalloc pool keeps the pages freed by each thread that built or
+    encoded a row group (the writer thread and the seal threads) for reuse, which a 24/7
+    recorder pays for in resident memory; glibc hands them back. Measured on the memory
+    benchmark's load (20k msgs/s, stuck handler, 15 s): RSS while recording 163-172 MB with
+    mimalloc, 145 MB with the system pool; peak with the final seal 243 -> 225 MB; the same
+    ingest rate. Buffers already allocated keep their pool.
+    """
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 _Item = tuple[str, Any, int | None]
@@ -388,5 +460,5 @@ def _stream_files(root: Path, stream: str) -> list[Path]:
     return list(base.glob(f"date=*/*{layout.PARTITION_SUFFIX}")) if base.is_dir() else []
 
 
-__all__ = ["PartitionSet", "PartitionWriter", "WriterConfig", "write_partition",
-           "write_partitions"]
+__all__ = ["PartitionSet", "PartitionWriter", "WriterConfig", "use_system_allocator",
+           "write_partition", "write_partitions"]

@@ -67,14 +67,15 @@ class Message:
         source: Source = Source.WS,
         data: Any = None,
     ) -> None:
-        setter = object.__setattr__
-        setter(self, "stream", stream)
-        setter(self, "recv_ns", recv_ns)
-        setter(self, "raw", raw)
-        setter(self, "conn_id", conn_id)
-        setter(self, "seq", seq)
-        setter(self, "source", source)
-        setter(self, "_data", data)
+        # The slot descriptors' own setters: ~2x faster than object.__setattr__ per field,
+        # and the recorder builds one Message per received frame.
+        _SET_STREAM(self, stream)
+        _SET_RECV_NS(self, recv_ns)
+        _SET_RAW(self, raw)
+        _SET_CONN_ID(self, conn_id)
+        _SET_SEQ(self, seq)
+        _SET_SOURCE(self, source)
+        _SET_DATA(self, data)
 
     @property
     def data(self) -> Any:
@@ -82,7 +83,7 @@ class Message:
         value = self._data
         if value is None:
             value = orjson.loads(self.raw)
-            object.__setattr__(self, "_data", value)
+            _SET_DATA(self, value)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -114,6 +115,15 @@ class Message:
     def sort_key(self) -> tuple[int, int, int]:
         """The archive order: ``(recv_ns, conn_id, seq)``."""
         return (self.recv_ns, self.conn_id, self.seq)
+
+
+_SET_STREAM = Message.__dict__["stream"].__set__
+_SET_RECV_NS = Message.__dict__["recv_ns"].__set__
+_SET_RAW = Message.__dict__["raw"].__set__
+_SET_CONN_ID = Message.__dict__["conn_id"].__set__
+_SET_SEQ = Message.__dict__["seq"].__set__
+_SET_SOURCE = Message.__dict__["source"].__set__
+_SET_DATA = Message.__dict__["_data"].__set__
 
 
 @dataclass(frozen=True, slots=True)
