@@ -123,6 +123,12 @@ class Recorder:
     # -- event path -------------------------------------------------------------------------
 
     def _store(self, msgs: list[Message]) -> None:
+        if self._down_since is not None and msgs:
+            # The recorder was not running from the last journaled message until the first
+            # row this run stores, whether a websocket frame or a REST snapshot/backfill row.
+            start, self._down_since = self._down_since, None
+            self._write_gap(Gap(WILDCARD_STREAM, start, max(start, msgs[0].recv_ns),
+                                GapKind.RECORDER_DOWN, "recorder was not running"))
         storage = self.storage
         assert storage is not None
         storage.append(msgs)
@@ -165,11 +171,6 @@ class Recorder:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        if self._down_since is not None:
-            # The recorder was not running from the last journaled message until now.
-            start, self._down_since = self._down_since, None
-            self._write_gap(Gap(WILDCARD_STREAM, start, max(start, batch[0].recv_ns),
-                                GapKind.RECORDER_DOWN, "recorder was not running"))
         if any(m.stream == USER_STREAM for m in batch):
             batch = [self._user_message(m) if m.stream == USER_STREAM else m for m in batch]
         self._store(batch)

@@ -228,7 +228,7 @@ class Repairer:
         symbol = parse_stream(job.stream).symbol or ""
         end = job.first + job.count
         next_id = job.first
-        fetched: list[Message] = []
+        fetched: list[str] = []
         while next_id < end:
             rows = await self._rest.agg_trades(symbol, next_id, min(MAX_PAGE, end - next_id))
             if not rows:
@@ -237,8 +237,7 @@ class Repairer:
             for row in rows:
                 a = orjson.loads(row).get("a")
                 if isinstance(a, int) and next_id <= a < end:
-                    fetched.append(Message(job.stream, self._clock.now_ns(), row,
-                                           seq=len(fetched) + 1, source=Source.REST))
+                    fetched.append(row)
                     next_id = a + 1
                     progressed = True
                 elif isinstance(a, int) and a >= end:
@@ -246,7 +245,11 @@ class Repairer:
             if not progressed:
                 break
         if fetched:
-            self._store(fetched)
+            # Stamped when stored, not when fetched: websocket rows keep arriving while the
+            # pages are fetched, and a partition's recv_ns must never go back.
+            now = self._clock.now_ns()
+            self._store([Message(job.stream, now, row, seq=n, source=Source.REST)
+                         for n, row in enumerate(fetched, 1)])
             self.backfilled += len(fetched)
         complete = len(fetched) == job.count
         for gap in job.gaps:

@@ -21,6 +21,7 @@ from ticktape.cli import query as _query  # noqa: F401  isort: skip
 from ticktape.cli import tools as _tools  # noqa: F401  isort: skip
 from ticktape.cli import importer as _importer  # noqa: F401  isort: skip
 from ticktape.cli import demo as _demo  # noqa: F401  isort: skip
+from ticktape.cli import checkloss as _checkloss  # noqa: F401  isort: skip
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

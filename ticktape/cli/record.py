@@ -92,6 +92,13 @@ async def _record(recorder: Recorder, tty: bool) -> None:
                 await recorder.run()
             finally:
                 status.cancel()
+    except ExceptionGroup as group:
+        # A recorder failure (e.g. disk full) must reach main() as its one-line error, not as
+        # a TaskGroup traceback.
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and leaf.exceptions:
+            leaf = leaf.exceptions[0]
+        raise leaf from None
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
