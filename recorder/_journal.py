@@ -200,7 +200,10 @@ class JournalConfig:
 
     fsync: FsyncPolicy = "interval"
     fsync_interval_s: float = 1.0
-    flush_interval_s: float = 0.1
+    flush_interval_s: float = 0.0
+    """Buffer appended records at most this long before writing them to the OS. 0 (default):
+    every :meth:`Journal.append` batch (one event-loop turn of the recorder) is written at
+    once, so a ``kill -9`` loses only frames the recorder had not yet read."""
     flush_bytes: int = 1 << 20
     segment_bytes: int = 64 << 20
     segment_age_s: float = 300.0

@@ -7,7 +7,7 @@ Data path (all on the event loop)::
         -> Storage.append (journal first) -> Fanout (handlers) -> GapDetector -> Repairer
 
 A batch is every frame the sockets delivered in one loop turn; it is journaled before any
-of it is parsed or queued, and the journal is flushed to the OS every ``flush_interval_s``.
+of it is parsed or queued, and each batch is written to the OS at the end of its loop turn.
 
 Every task is created in one :class:`asyncio.TaskGroup`; :meth:`Recorder.stop` (or the
 configured duration) closes the connections, lets repair finish what it has, closes every open
