@@ -22,9 +22,8 @@ import pyarrow.parquet as pq
 from recorder._fs import archive_error, fsync_dir
 from recorder._journal import SegmentReader, truncate_segment
 from recorder._partition import GAP_SCHEMA
-from recorder._writer import PartitionSet, WriterConfig
+from recorder._writer import PartitionSet, WriterConfig, sealed_partitions
 from schemas import layout
-from schemas.errors import ArchiveError
 from schemas.message import Gap, GapKind, Message
 
 QUEUE_FULL_DETAIL = "writer queue full"
@@ -154,19 +153,11 @@ def recover_segments(root: Path, segments: Iterable[tuple[int, Path]],
     """Write every journaled row of ``segments`` not yet sealed; delete the segments."""
     report = RecoveryReport()
     sealed = _Sealed(root)
-    parts = PartitionSet(root, config)
     done: list[Path] = []
-    try:
+    with sealed_partitions(root, config, "recover journal into") as parts:
         for _, path in segments:
             _recover_one(path, sealed, parts, report)
             done.append(path)
-        parts.seal_all()
-    except ArchiveError:
-        parts.abort_all()
-        raise
-    except BaseException as exc:
-        parts.abort_all()
-        raise archive_error(exc, "recover journal into", root) from exc
     for path in done:
         try:
             path.unlink()

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -420,6 +421,22 @@ class PartitionWriter:
         self.parts.abort_all()
 
 
+@contextmanager
+def sealed_partitions(root: Path, config: WriterConfig, doing: str) -> Iterator[PartitionSet]:
+    """A :class:`PartitionSet` whose partitions are all sealed when the block ends, or all
+    aborted (no ``.tmp`` left) if it raises; errors come out as one-line ArchiveErrors."""
+    parts = PartitionSet(root, config)
+    try:
+        yield parts
+        parts.seal_all()
+    except ArchiveError:
+        parts.abort_all()
+        raise
+    except BaseException as exc:
+        parts.abort_all()
+        raise archive_error(exc, doing, root) from exc
+
+
 def write_partitions(archive: Path, stream: str, messages: Sequence[Message],
                      config: WriterConfig | None = None) -> list[Path]:
     """Synchronously write ``messages`` of one stream as sealed partitions (``import``).
@@ -429,16 +446,8 @@ def write_partitions(archive: Path, stream: str, messages: Sequence[Message],
     cfg = config or WriterConfig(rotate_s=86_400)
     root = Path(archive)
     before = set(_stream_files(root, stream))
-    parts = PartitionSet(root, cfg)
-    try:
+    with sealed_partitions(root, cfg, "write partition under") as parts:
         parts.add(messages, 0)
-        parts.seal_all()
-    except ArchiveError:
-        parts.abort_all()
-        raise
-    except BaseException as exc:
-        parts.abort_all()
-        raise archive_error(exc, "write partition under", root) from exc
     return sorted(set(_stream_files(root, stream)) - before)
 
 
