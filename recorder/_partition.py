@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,13 @@ import pyarrow.parquet as pq
 
 from recorder._fs import ensure_dir, publish, remove_quietly
 from schemas import layout
+from schemas.checksum import RAW_CHECKSUM_ALGO, hash_rows
 from schemas.message import Gap, Message
 from schemas.storage import parquet_options
 from schemas.tables import Table, build_batch, table_for
 from schemas.version import __version__
 
-CHECKSUM_ALGO = "sha256 over rows in file order of i64le(recv_ns) u32le(len(raw)) raw(utf-8)"
+CHECKSUM_ALGO = RAW_CHECKSUM_ALGO
 """How ``ticktape.content_sha256`` is computed (``verify``/``compact`` recompute it)."""
 
 META_PREFIX = "ticktape."
@@ -43,7 +43,6 @@ _GAP_FIELDS: list[pa.Field[Any]] = [
 GAP_SCHEMA = pa.schema(_GAP_FIELDS)
 """Columns of the ``gaps`` table (DESIGN.md)."""
 
-_ROW = struct.Struct("<qI")
 ROW_OVERHEAD = 200
 """Bytes counted per buffered row on top of its ``raw`` (Message object, strings)."""
 
@@ -51,24 +50,6 @@ ROW_OVERHEAD = 200
 def recorder_version() -> str:
     """The ticktape version written into every file's metadata."""
     return __version__
-
-
-def update_checksum(h: Any, rows: Iterable[tuple[int, str]]) -> None:
-    """Feed ``(recv_ns, raw)`` rows into a ``hashlib`` object per :data:`CHECKSUM_ALGO`."""
-    pack = _ROW.pack
-    parts: list[bytes] = []
-    for recv_ns, raw in rows:
-        b = raw.encode()
-        parts.append(pack(recv_ns, len(b)))
-        parts.append(b)
-    h.update(b"".join(parts))
-
-
-def content_checksum(rows: Iterable[tuple[int, str]]) -> str:
-    """Hex digest of ``(recv_ns, raw)`` rows, as stored in ``ticktape.content_sha256``."""
-    h = hashlib.sha256()
-    update_checksum(h, rows)
-    return h.hexdigest()
 
 
 def _writer(path: Path, table: Table, level: int) -> pq.ParquetWriter:
@@ -138,7 +119,7 @@ class OpenPartition:
             ensure_dir(directory, self.root)
             self._tmp = directory / f"{self.first_ns}-open{layout.PARTITION_SUFFIX}.tmp"
             self._writer = _writer(self._tmp, table_for(self.stream), self.level)
-        update_checksum(self._hash, ((m.recv_ns, m.raw) for m in rows))
+        hash_rows(self._hash, ((m.recv_ns, m.raw) for m in rows))
         self._writer.write_batch(build_batch(self.stream, rows))
         self.rows += len(rows)
 
@@ -239,10 +220,8 @@ __all__ = [
     "GAP_SCHEMA",
     "ROW_OVERHEAD",
     "OpenPartition",
-    "content_checksum",
     "day_window",
     "gaps_table",
     "recorder_version",
-    "update_checksum",
     "write_gaps_file",
 ]

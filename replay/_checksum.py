@@ -14,20 +14,17 @@ as a child column. The checksum is the SHA-256 of the column names, types and th
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.checksum import RAW_CHECKSUM_ALGO, hash_rows
 from schemas.formatters import restore_raw_column
 from schemas.tables import RAW_FMT, table_for
 
 CHECKSUM_ALGORITHM = "ticktape-content-v1"
-RAW_CHECKSUM_ALGO = "sha256 over rows in file order of i64le(recv_ns) u32le(len(raw)) raw(utf-8)"
-"""The recorder's ``ticktape.content_sha256`` (recorder/_partition.py ``CHECKSUM_ALGO``)."""
-_ROW = struct.Struct("<qI")
 
 
 def logical_schema(stream: str) -> pa.Schema:
@@ -59,15 +56,9 @@ def update_raw_checksum(h: Any, batch: pa.RecordBatch | pa.Table) -> None:
 
     A null ``raw`` counts as empty text.
     """
-    pack = _ROW.pack
-    recv = batch.column("recv_ns").to_pylist()
-    raw = batch.column("raw").to_pylist()
-    parts: list[bytes] = []
-    for t, r in zip(recv, raw, strict=True):
-        b = r.encode() if r is not None else b""
-        parts.append(pack(t, len(b)))
-        parts.append(b)
-    h.update(b"".join(parts))
+    recv = cast(list[int], batch.column("recv_ns").to_pylist())  # recv_ns is NOT NULL
+    raw = cast(list[str | None], batch.column("raw").to_pylist())
+    hash_rows(h, zip(recv, raw, strict=True))
 
 
 class _ColumnHash:

@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from recorder._journal import list_segments
-from recorder._partition import content_checksum
 from recorder._storage import Storage
 from schemas import layout
+from schemas.checksum import rows_checksum as content_checksum
 
 ROOT = Path(__file__).resolve().parents[2]
 

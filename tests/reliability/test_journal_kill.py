@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from recorder._partition import content_checksum
 from recorder._storage import Storage
 from schemas import layout
+from schemas.checksum import rows_checksum as content_checksum
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 20

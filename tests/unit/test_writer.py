@@ -9,9 +9,10 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from recorder._partition import CHECKSUM_ALGO, GAP_SCHEMA, content_checksum, write_gaps_file
+from recorder._partition import CHECKSUM_ALGO, GAP_SCHEMA, write_gaps_file
 from recorder._writer import PartitionSet, PartitionWriter, WriterConfig, write_partition
 from schemas import layout
+from schemas.checksum import rows_checksum as content_checksum
 from schemas.errors import ArchiveError
 from schemas.message import Gap, GapKind, Message, Source
 
