@@ -16,9 +16,11 @@ from replay.wire.source import (
     Frame,
     FrameSource,
     Item,
+    QueryRefusal,
     RawFrame,
     Route,
     Session,
+    SessionQueryCheck,
     Stall,
 )
 
@@ -30,6 +32,7 @@ __all__ = [
     "Frame",
     "FrameSource",
     "Item",
+    "QueryRefusal",
     "RawFrame",
     "Route",
     "RoutingMode",
@@ -37,6 +40,7 @@ __all__ = [
     "SentFrame",
     "SentKind",
     "Session",
+    "SessionQueryCheck",
     "Stall",
     "WireConfig",
     "WireServer",

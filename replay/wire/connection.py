@@ -104,10 +104,16 @@ class Connection:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), 2.0)
 
-    def drop(self) -> None:
-        """Abort TCP without a close frame (the client sees 1006)."""
+    def drop(self, flush: bool = False) -> None:
+        """End TCP without a close frame (the client sees 1006).
+
+        Aborted at once, or with ``flush`` closed after the queued bytes are sent.
+        """
         self._log(SentKind.DROP, "", "")
-        self.transport.abort()
+        if flush:
+            self.transport.close()
+        else:
+            self.transport.abort()
 
     def _log(self, kind: SentKind, stream: str, payload: str) -> None:
         if self.send_log is not None:
@@ -162,7 +168,7 @@ class Connection:
         try:
             async for item in iterator:
                 if isinstance(item, Drop):
-                    self.drop()
+                    self.drop(item.flush)
                     return
                 if isinstance(item, Close):
                     await self.close(item.code, item.reason)

@@ -18,7 +18,7 @@ from replay.wire.control import ControlState
 from replay.wire.rest import WEIGHT_LIMIT_1M, RestApi, WeightMeter, binance_error, not_found
 from replay.wire.routing import RoutingMode, canonical_entry, parse_target
 from replay.wire.sendlog import SendLog
-from replay.wire.source import FrameSource, Route, Session
+from replay.wire.source import FrameSource, Route, Session, SessionQueryCheck
 from schemas.errors import ConfigError
 
 _ROUTES = {"public": Route.PUBLIC, "market": Route.MARKET, "private": Route.PRIVATE}
@@ -139,13 +139,19 @@ class WireServer:
         limits = self.config.limits
         if len(target.names) > limits.max_streams:
             return binance_error(400, -1130, f"Too many streams (max {limits.max_streams}).")
+        query = {key: request.query.getone(key) for key in request.query}
+        if isinstance(self.source, SessionQueryCheck):
+            refusal = self.source.check_session_query(query)
+            if refusal is not None:
+                return binance_error(400, refusal.code, refusal.msg)
         ws = web.WebSocketResponse(autoping=False, compress=False, max_msg_size=1 << 20)
         await ws.prepare(request)
         transport = request.transport
         if transport is None:
             return ws
         conn_id = next(self._ids)
-        session = Session(conn_id, route, user_event_names=route is Route.PRIVATE)
+        session = Session(conn_id, route, user_event_names=route is Route.PRIVATE,
+                          peer=request.remote or "", url=request.path_qs, query=query)
         control = ControlState(combined=target.combined, max_streams=limits.max_streams,
                                sorted_listing=route is Route.PRIVATE)
         for name in target.names:

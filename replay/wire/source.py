@@ -20,6 +20,11 @@ replays from ``--start`` at ``--speed`` for each client), containing only frames
 currently wants (read :attr:`Session.streams` and :meth:`Session.user_stream` each time,
 they change while the connection lives). It also answers the REST questions.
 
+A source may also implement :class:`SessionQueryCheck`: the server then asks it about the
+websocket URL's query parameters before the upgrade and refuses bad ones with HTTP 400 and
+the Binance error it returns (``serve``'s per-client ``start=``/``speed=``; the sim, like
+Binance, ignores parameters it does not know).
+
 Lifecycle: the server creates one :class:`Session` per accepted websocket, calls
 :meth:`FrameSource.open_session` once, iterates it until the connection ends, then calls
 ``aclose()`` on the iterator (so a source's ``finally`` blocks run). The iterator ending on
@@ -53,7 +58,14 @@ class Route(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Drop:
-    """Fault action: abort the TCP connection without a close frame (client sees 1006)."""
+    """Fault action: end the TCP connection without a close frame (client sees 1006).
+
+    By default the connection is aborted at once (frames still queued are lost, like a
+    network failure); with ``flush`` the queued frames are delivered first (``serve``
+    replaying a recorded drop: the recorder received everything before it).
+    """
+
+    flush: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +120,12 @@ class Session:
     user_event_names: bool = True
     """True on ``/private`` (frames named ``<key>@<EVENT>``); False on legacy ``/ws/<key>``."""
     version: int = 0
+    peer: str = ""
+    """The client's address (``request.remote``), ``""`` when unknown."""
+    url: str = ""
+    """The path and query the client connected with, exactly as sent (``/ws/a?start=..``)."""
+    query: Mapping[str, str] = field(default_factory=dict)
+    """The URL's query parameters (first value of each); sources read their options here."""
 
     def user_stream(self, listen_key: str, event: str) -> str | None:
         """Stream name to frame a user event ``event`` of ``listen_key`` under, or ``None``.
@@ -122,6 +140,23 @@ class Session:
         if allowed is not None and event not in allowed:
             return None
         return f"{listen_key}@{event}" if self.user_event_names else listen_key
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRefusal:
+    """A Binance-shaped error refusing a websocket URL (HTTP 400 ``{"code","msg"}``)."""
+
+    code: int
+    msg: str
+
+
+@runtime_checkable
+class SessionQueryCheck(Protocol):
+    """Optional part of a source: it reads options from the websocket URL's query."""
+
+    def check_session_query(self, query: Mapping[str, str]) -> QueryRefusal | None:
+        """``None`` if ``query`` (first value of each parameter) is acceptable."""
+        ...
 
 
 @runtime_checkable
@@ -191,8 +226,10 @@ __all__ = [
     "Frame",
     "FrameSource",
     "Item",
+    "QueryRefusal",
     "RawFrame",
     "Route",
     "Session",
+    "SessionQueryCheck",
     "Stall",
 ]

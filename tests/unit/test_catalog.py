@@ -164,3 +164,20 @@ def test_time_column_names() -> None:
     assert time_column("recv_ns") == "recv_time"
     assert time_column("event_time_ns") == "event_time"
     assert time_column("start_ns") == "start_time"
+
+
+def test_a_long_lived_connection_sees_a_file_rewritten_in_place(archive: Path) -> None:
+    # compact rewrites a day's lone partition under the same name; the connection caches
+    # Parquet footers (parquet_metadata_cache), which must not serve the old file's.
+    eth = archive / "streams" / "stream=ethusdt@aggTrade"
+    con = connect(archive)
+    assert con.execute("SELECT current_setting('parquet_metadata_cache')").fetchone() == (True,)
+    query = ("SELECT count(*), max(agg_trade_id) FROM agg_trades "
+             "WHERE stream = 'ethusdt@aggTrade'")
+    assert con.execute(query).fetchone() == (50, 50)
+    (old,) = eth.rglob("*.parquet")
+    new = write_partition(tmp := archive / "tmp", "ethusdt@aggTrade",
+                          agg_trades("ethusdt", T0, 50, SEC, first_id=1000), row_group_size=7)
+    new.replace(old)  # same path, other row groups and values (as compact's atomic rename)
+    shutil.rmtree(tmp)
+    assert con.execute(query).fetchone() == (50, 1049)

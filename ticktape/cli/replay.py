@@ -178,14 +178,26 @@ def _install_stop(stop: asyncio.Event) -> Callable[[], None]:
 @click.option("--strict-routes", is_flag=True,
               help="Enforce today's Binance route split (/public, /market); by default every "
                    "stream is served on every path.")
+@click.option("--gaps", "gap_mode", type=click.Choice(["disconnect", "ignore"]),
+              default="disconnect", show_default=True,
+              help="At a recorded disconnect or recorder downtime of a client's stream: close "
+                   "the client's websocket as the recorder's was closed (its reconnection, "
+                   "same address and URL, resumes after the gap), or ignore it.")
 def serve_command(archive_dir: str, host: str, port: int, start: str | None, speed: float,
-                  strict_routes: bool) -> None:
-    """Serve an archive over the Binance USD-M websocket + REST protocol."""
+                  strict_routes: bool, gap_mode: str) -> None:
+    """Serve an archive over the Binance USD-M websocket + REST protocol.
+
+    A client may choose its own start, end and speed with URL parameters that Binance
+    ignores: /stream?streams=btcusdt@aggTrade&start=2024-08-08T23:54:20Z&speed=10. Bad
+    values are refused with HTTP 400 and a Binance error (-1100).
+    """
     from replay._archive_source import ArchiveSource
+    from replay._serve_session import GapMode
     from replay.wire.routing import RoutingMode
     from replay.wire.server import WireConfig, WireServer
 
-    source = ArchiveSource(Archive(archive_dir), start=start, speed=speed)
+    source = ArchiveSource(Archive(archive_dir), start=start, speed=speed,
+                           gaps=GapMode(gap_mode))
     mode = RoutingMode.STRICT if strict_routes else RoutingMode.OPEN
     server = WireServer(source, WireConfig(host=host, port=port, routing=mode))
 
