@@ -212,21 +212,17 @@ class Archive:
                     raise CorruptDataError(
                         f"corrupt partition {part.path}: missing column(s) {', '.join(missing)}"
                     )
-                # DESIGN.md storage budget: ``raw`` may be null where the typed columns
-                # re-encode to the received text; then those columns are read to restore it.
                 restoring = "raw" in columns and _may_lack_raw(pfile.metadata, groups)
-                read = pfile.schema_arrow.names if restoring else list(columns)
+                read = list(columns)
                 if (start is not None or end is not None) and "recv_ns" not in read:
                     read = [*read, "recv_ns"]
-                for batch in pfile.iter_batches(
-                    batch_size=self.batch_rows, row_groups=groups, columns=read
-                ):
+                for batch in _batches(pfile, groups, read, self.batch_rows, restoring):
                     window = _clip(batch, start, end)
                     if restoring and window.column("raw").null_count:
                         raw = restore_raw_column(part.stream, window)
                         window = window.set_column(
                             window.schema.get_field_index("raw"), "raw", raw)
-                    if len(read) != len(columns):
+                    if window.schema.names != list(columns):
                         window = window.select(list(columns))
                     if window.num_rows:
                         yield window
@@ -298,6 +294,40 @@ def _row_groups_in(meta: pq.FileMetaData, start: int | None, end: int | None) ->
         if (end is None or lo < end) and (start is None or hi >= start):
             kept.append(g)
     return kept
+
+
+def _batches(
+    pfile: pq.ParquetFile,
+    groups: list[int],
+    columns: list[str],
+    batch_rows: int,
+    restoring: bool,
+) -> Iterator[pa.RecordBatch]:
+    """Batches of ``columns`` of ``groups``; with ``restoring``, every column from the first
+    batch in which ``raw`` is null on.
+
+    DESIGN.md storage budget: ``raw`` is null where the typed columns re-encode to the
+    received text, and only then are those columns needed. Reading just the asked columns
+    until then keeps a file that stores ``raw`` on every row as cheap to read as before
+    (``raw`` has no statistics, so the footer cannot tell).
+    """
+    done = 0
+    for batch in pfile.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
+                                    use_threads=False):  # one reader thread is enough
+        if restoring and batch.column("raw").null_count:
+            break
+        done += batch.num_rows
+        yield batch
+    else:
+        return
+    for batch in pfile.iter_batches(batch_size=batch_rows, row_groups=groups,
+                                    columns=pfile.schema_arrow.names, use_threads=False):
+        if done >= batch.num_rows:
+            done -= batch.num_rows
+            continue
+        if done:
+            batch, done = batch.slice(done), 0
+        yield batch
 
 
 def _may_lack_raw(meta: pq.FileMetaData, groups: list[int]) -> bool:

@@ -3,9 +3,13 @@
 Every event has a deadline computed from the schedule, ``t0_wall + (recv_ns - t0_rec) /
 speed``, never from the previous event's delivery, so lateness cannot accumulate (no drift).
 Waiting is ``asyncio.sleep`` until about ``spin_ns`` before the deadline (epoll rounds timeouts
-to whole milliseconds, so a bare sleep is ~1 ms late at p99), then a short busy-wait on
-``time.perf_counter_ns`` to hit the deadline to within a few microseconds. The spin costs CPU:
-:class:`PacerStats` reports the process CPU time used per second of wall time.
+to whole milliseconds, so a bare sleep is ~1 ms late at p99), then ``time.sleep`` (a
+high-resolution ``clock_nanosleep``, which frees the CPU and the GIL) until
+:data:`FINE_SPIN_NS` before it, then a busy-wait on ``time.perf_counter_ns`` for the last
+microseconds. The event loop is blocked for the last ``spin_ns`` either way; sleeping instead
+of spinning through most of it keeps the CPU cost low, which also keeps the loop's thread
+favoured by the OS scheduler on a loaded machine. :class:`PacerStats` reports the process CPU
+time used per second of wall time.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from array import array
 from dataclasses import dataclass
 
 DEFAULT_SPIN_NS = 1_500_000
-"""Busy-wait the last 1.5 ms before a deadline (one epoll tick plus scheduling slack)."""
+"""Leave the event loop for the last 1.5 ms before a deadline (one epoll tick plus slack)."""
+FINE_SPIN_NS = 150_000
+"""Busy-wait the last 150 us (a thread's default timer slack is 50 us, plus wake-up time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,9 @@ class Pacer:
         if due - now > self.spin_ns:
             await asyncio.sleep((due - now - self.spin_ns) / 1e9)
             now = time.perf_counter_ns()
+        if due - now > FINE_SPIN_NS:
+            time.sleep((due - now - FINE_SPIN_NS) / 1e9)
+            now = time.perf_counter_ns()
         while now < due:
             now = time.perf_counter_ns()
         if self.record:
@@ -144,4 +153,4 @@ class Pacer:
         )
 
 
-__all__ = ["DEFAULT_SPIN_NS", "LatenessHistogram", "Pacer", "PacerStats"]
+__all__ = ["DEFAULT_SPIN_NS", "FINE_SPIN_NS", "LatenessHistogram", "Pacer", "PacerStats"]

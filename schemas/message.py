@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -77,6 +80,36 @@ class Message:
         _SET_SOURCE(self, source)
         _SET_DATA(self, data)
 
+    @classmethod
+    def from_columns(
+        cls,
+        stream: Sequence[str],
+        recv_ns: Sequence[int],
+        raw: Sequence[str],
+        conn_id: Sequence[int],
+        seq: Sequence[int],
+        source: Sequence[Source],
+    ) -> list[Message]:
+        """Many messages at once, row ``i`` built from item ``i`` of every column.
+
+        The result equals ``[Message(*row) for row in zip(stream, recv_ns, raw, conn_id, seq,
+        source)]`` (``data`` decoded lazily), at a fraction of the cost: each slot is filled
+        for all rows in one C-level pass instead of one ``__init__`` call per row. Replay
+        builds every message this way. Raises ``ValueError`` if the columns differ in length.
+        """
+        n = len(stream)
+        if not n == len(recv_ns) == len(raw) == len(conn_id) == len(seq) == len(source):
+            raise ValueError("Message.from_columns: columns differ in length")
+        msgs = list(map(_NEW, repeat(cls, n)))
+        _CONSUME(map(_SET_STREAM, msgs, stream))
+        _CONSUME(map(_SET_RECV_NS, msgs, recv_ns))
+        _CONSUME(map(_SET_RAW, msgs, raw))
+        _CONSUME(map(_SET_CONN_ID, msgs, conn_id))
+        _CONSUME(map(_SET_SEQ, msgs, seq))
+        _CONSUME(map(_SET_SOURCE, msgs, source))
+        _CONSUME(map(_SET_DATA, msgs, repeat(None, n)))
+        return msgs
+
     @property
     def data(self) -> Any:
         """The parsed payload (a dict, or a list for ``!...@arr`` streams)."""
@@ -124,6 +157,9 @@ _SET_CONN_ID = Message.__dict__["conn_id"].__set__
 _SET_SEQ = Message.__dict__["seq"].__set__
 _SET_SOURCE = Message.__dict__["source"].__set__
 _SET_DATA = Message.__dict__["_data"].__set__
+_NEW = Message.__new__
+_CONSUME: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
+"""Runs an iterator to its end, in C."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ def test_message_is_immutable_and_lazy() -> None:
     assert msg.data == {"e": "aggTrade", "a": 1}
     assert msg.data is msg.data  # decoded once
     with pytest.raises(AttributeError):
-        msg.recv_ns = 6  # type: ignore[misc]
+        msg.recv_ns = 6
     assert msg.sort_key == (5, 2, 3)
     assert msg.source is Source.WS
 
@@ -43,7 +43,8 @@ class _Recorder:
 
 
 async def test_handler_forms_receive_the_same_events() -> None:
-    events = [Message("s@trade", 1, "{}"), Gap("s@trade", 1, 2, GapKind.SILENCE)]
+    events: list[Message | Gap] = [Message("s@trade", 1, "{}"),
+                                   Gap("s@trade", 1, 2, GapKind.SILENCE)]
     obj = _Recorder()
     sync_seen: list[object] = []
     async_seen: list[object] = []
@@ -63,3 +64,22 @@ async def test_handler_forms_receive_the_same_events() -> None:
 def test_as_handler_rejects_non_handlers() -> None:
     with pytest.raises(TypeError):
         as_handler(42)  # type: ignore[arg-type]
+
+
+def test_from_columns_equals_one_by_one_construction() -> None:
+    rows = [("a@trade", 5, '{"x":1}', 2, 3, Source.WS), ("b@trade", 6, "[]", 0, 9, Source.REST)]
+    built = Message.from_columns(*(list(col) for col in zip(*rows, strict=True)))
+    assert built == [Message(*row) for row in rows]
+    assert [hash(m) for m in built] == [hash(Message(*row)) for row in rows]
+    assert all(type(m) is Message for m in built)
+    assert [repr(m) for m in built] == [repr(Message(*row)) for row in rows]
+    assert built[0].data == {"x": 1} and built[1].data == []  # decoded lazily, once
+    assert built[0].data is built[0].data
+    with pytest.raises(AttributeError):
+        built[0].raw = "{}"
+    assert Message.from_columns([], [], [], [], [], []) == []
+
+
+def test_from_columns_rejects_columns_of_different_lengths() -> None:
+    with pytest.raises(ValueError, match="length"):
+        Message.from_columns(["a@trade"], [1, 2], ["{}"], [0], [0], [Source.WS])

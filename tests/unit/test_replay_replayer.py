@@ -191,9 +191,9 @@ async def test_handler_error_propagates_and_replay_can_run_again(tmp_path: Path)
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 3)), max_size=40),
                 min_size=1, max_size=5),
-       st.integers(1, 7))
+       st.integers(1, 7), st.integers(1, 12))
 def test_merge_runs_is_a_sorted_permutation(runs: list[list[tuple[int, int]]],
-                                            batch: int) -> None:
+                                            batch: int, max_rows: int) -> None:
     import pyarrow as pa
 
     tables = []
@@ -207,7 +207,7 @@ def test_merge_runs_is_a_sorted_permutation(runs: list[list[tuple[int, int]]],
             "conn_id": pa.array(conn[i:i + batch], pa.int32()),
             "seq": pa.array(seq[i:i + batch], pa.int64())}) for i in range(0, len(rows), batch)]
         tables.append((index, iter(batches)))
-    out = list(merge_runs(tables))
+    out = list(merge_runs(tables, max_rows=max_rows))
     got = [row for t in out for row in zip(t.column("recv_ns").to_pylist(),
                                            t.column("conn_id").to_pylist(),
                                            t.column("seq").to_pylist(),
@@ -215,3 +215,21 @@ def test_merge_runs_is_a_sorted_permutation(runs: list[list[tuple[int, int]]],
     expected = sorted((r, c, s, i) for i, rows in enumerate(runs)
                       for s, (r, c) in enumerate(sorted(rows)))
     assert got == expected
+
+
+def test_merged_tables_are_cut_to_about_max_rows() -> None:
+    import pyarrow as pa
+
+    def run(offset: int) -> list[pa.RecordBatch]:
+        recv = list(range(offset, 3 * 3_000, 3))  # three streams, evenly interleaved
+        return [pa.RecordBatch.from_pydict({
+            "recv_ns": pa.array(recv[i:i + 1_000], pa.int64()),
+            "conn_id": pa.array([0] * len(recv[i:i + 1_000]), pa.int32()),
+            "seq": pa.array(recv[i:i + 1_000], pa.int64())}) for i in range(0, 3_000, 1_000)]
+
+    out = list(merge_runs([(i, iter(run(i))) for i in range(3)], max_rows=500))
+    sizes = [t.num_rows for t in out]
+    assert sum(sizes) == 9_000 and max(sizes) <= 500 + 3
+    assert pa.concat_tables(out).column("recv_ns").to_pylist() == list(range(9_000))
+    uncapped = [t.num_rows for t in merge_runs([(i, iter(run(i))) for i in range(3)])]
+    assert max(uncapped) > 500  # the default bound is larger than these batches
