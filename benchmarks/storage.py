@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _rawderive as rawderive
 from benchmarks._common import Config, Figure, Outcome, at_most, missing
 from benchmarks._feed import FeedMessage, cached
 from benchmarks._sample import sample_messages
@@ -109,6 +110,18 @@ def raw_recovered(root: Path, msgs: Sequence[Message]) -> tuple[bool, str]:
     return got == want, how
 
 
+def stored_raw_texts(root: Path) -> tuple[int, int]:
+    """``(rows, rows whose raw text is stored)`` over the partitions under ``root``."""
+    import pyarrow.parquet as pq
+
+    rows = kept = 0
+    for f in (root / "streams").glob("stream=*/date=*/*.parquet"):
+        raw = pq.read_table(f, columns=["raw"]).column("raw")
+        rows += len(raw)
+        kept += len(raw) - raw.null_count
+    return rows, kept
+
+
 def measure_set(workdir: Path, label: str, msgs: Sequence[Message], out: Outcome,
                 primary: bool) -> None:
     """Write, compact and compare one message set; add figures (and keys when primary)."""
@@ -135,8 +148,10 @@ def measure_set(workdir: Path, label: str, msgs: Sequence[Message], out: Outcome
         per_type_n[channel] += counts.get(stream, 0)
     by_type = {k: round(per_type[k] / per_type_n[k], 2) for k in per_type if per_type_n[k]}
     files = len(list((root / "streams").glob("stream=*/date=*/*.parquet")))
+    rows, kept = stored_raw_texts(root)
     out.notes.append(f"storage ({label}): {n:,} messages, {len(live)} streams, "
-                     f"{files} live partition files")
+                     f"{files} live partition files written by recorder._writer.PartitionSet; "
+                     f"raw text stored live on {kept:,} of {rows:,} rows (the rest re-derive)")
     out.figures.append(Figure(f"storage live B/msg ({label}, {n:,} msgs)", live_per, "B/msg",
                               base, "ratio <= 0.75", at_most(live_per / base, 0.75)))
     comp_reason = missing("replay._compact")
@@ -157,6 +172,10 @@ def measure_set(workdir: Path, label: str, msgs: Sequence[Message], out: Outcome
         out.figures.append(Figure(f"storage compacted ({label})", None, "B/msg",
                                   note=f"not measured: {comp_reason}"))
     exact, how = raw_recovered(root, msgs)
+    derive = rawderive.measure(msgs)
+    out.notes.extend(rawderive.describe(label, derive))
+    out.keys["raw_derive_rows_per_s" if primary else f"raw_derive_rows_per_s_{label}"] = {
+        k: dict(v) for k, v in derive.items()}
     out.notes.append(f"storage ({label}): exact raw recovery after write"
                      f"{' + compact' if comp_per is not None else ''}: {exact} ({how})")
     if primary:

@@ -8,6 +8,12 @@ added later: ``nq``, ``st``, ``ps``). A table may list several variants (older k
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from schemas._columns import F64, Col
+
 _ST = '<?,"st":$st?>'
 _ST_PS = _ST + '<?,"ps":$ps?>'
 _KLINE_K = ('"i":$interval,"f":$F,"L":$L,"o":$open,"c":$close,"h":$high,"l":$low,'
@@ -79,4 +85,49 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-__all__ = ["TEMPLATES"]
+_TOKEN_RE = re.compile(r"<\?|\?>|\$[a-z_0-9]+(?:&[a-z_0-9]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One ``$col`` of a template, or a ``$prices&qtys`` level list (two columns)."""
+
+    cols: tuple[Col, ...]  # one column, or (prices, qtys) for a level list
+    slots: tuple[int, ...]  # decimal-place slot of each F64 column, else -1
+
+
+Part = str | Field | list[Any]
+"""A compiled template piece: literal text, a field, or an optional group (a list of parts)."""
+
+
+def compile_template(template: str, cols: dict[str, Col], slots: dict[str, int]) -> list[Part]:
+    """Split a template into literals, fields and optional groups; number the F64 slots.
+
+    ``slots`` maps each F64 column name to its decimal-place slot; it is shared by all the
+    variants of a table (filled in first-seen order) so that one ``raw_fmt`` layout fits all.
+    """
+    stack: list[list[Part]] = [[]]
+    pos = 0
+    for m in _TOKEN_RE.finditer(template):
+        if m.start() > pos:
+            stack[-1].append(template[pos:m.start()])
+        token = m.group()
+        if token == "<?":
+            stack.append([])
+        elif token == "?>":
+            group = stack.pop()
+            stack[-1].append(group)
+        else:
+            names = token[1:].split("&")
+            for n in names:
+                if cols[n].kind == F64:
+                    slots.setdefault(n, len(slots))
+            stack[-1].append(Field(tuple(cols[n] for n in names),
+                                   tuple(slots.get(n, -1) for n in names)))
+        pos = m.end()
+    stack[-1].append(template[pos:])
+    assert len(stack) == 1, template
+    return stack[0]
+
+
+__all__ = ["TEMPLATES", "Field", "Part", "compile_template"]

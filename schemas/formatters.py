@@ -1,254 +1,31 @@
 """Re-encode typed rows to the exact text Binance sent, so ``raw`` need not be stored twice.
 
 DESIGN.md (storage budget): ``raw`` is nullable and is dropped only for rows whose typed columns,
-re-encoded by the stream's formatter, give back the received bytes exactly. Binance writes
-compact JSON in a fixed key order per event type, and every decimal string of a field with a
-fixed number of decimal places per symbol (price and quantity precision; BINANCE.md section 3:
-prices, quantities and rates are strings). The number of places cannot be recovered from a
-float64, so it is learnt from the received strings and stored in the row's ``raw_fmt`` code:
-5 bits of decimal places per float column (in template order) and the template variant in
-bits 60-62. Any row the formatter cannot reproduce byte for byte keeps its ``raw``.
+re-encoded by the stream's formatter, give back the received bytes exactly; one reader
+function returns the exact text of any row. The row-at-a-time reference lives in
+:mod:`schemas._reference` (templates from :mod:`schemas._templates`, decimal places in the
+``raw_fmt`` code); batches take the column-wise path of :mod:`schemas._columnwise` (Arrow
+kernels, :mod:`schemas._render`), which drops a row's ``raw`` only where its rendering equals
+it and is proven equal to the reference's, and hands every other row to the reference.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
-import orjson
 import pyarrow as pa
 
-from schemas._columns import BOOL, F64, I32, I64, NS, NS_PER_MS, STR, Col, item_of
-from schemas._templates import TEMPLATES
-from schemas.errors import CorruptDataError
+from schemas._columnwise import MAX_CODES, drop_columnwise, restore_columnwise
+from schemas._reference import drop_rows, encode_row, formatter_for, restore_row, restore_rows
 from schemas.streams import StreamName
-from schemas.tables import RAW_FMT, TABLES, Table, table_for
+from schemas.tables import table_for
 
-_DP_BITS = 5
-_MAX_DP = (1 << _DP_BITS) - 1
-_VARIANT_SHIFT = 60
-_DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.([0-9]+))?")
-
-_TOKEN_RE = re.compile(r"<\?|\?>|\$[a-z_0-9]+(?:&[a-z_0-9]+)?")
-
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    cols: tuple[Col, ...]  # one column, or (prices, qtys) for a level list
-    slots: tuple[int, ...]  # decimal-place slot of each F64 column, else -1
-
-
-Part = str | _Field | list[Any]
-
-
-def _compile(template: str, cols: dict[str, Col], slots: dict[str, int]) -> list[Part]:
-    """Split a template into literals, fields and optional groups; number the F64 slots."""
-    stack: list[list[Part]] = [[]]
-    pos = 0
-    for m in _TOKEN_RE.finditer(template):
-        if m.start() > pos:
-            stack[-1].append(template[pos:m.start()])
-        token = m.group()
-        if token == "<?":
-            stack.append([])
-        elif token == "?>":
-            group = stack.pop()
-            stack[-1].append(group)
-        else:
-            names = token[1:].split("&")
-            for n in names:
-                if cols[n].kind == F64:
-                    slots.setdefault(n, len(slots))
-            stack[-1].append(_Field(tuple(cols[n] for n in names),
-                                    tuple(slots.get(n, -1) for n in names)))
-        pos = m.end()
-    stack[-1].append(template[pos:])
-    assert len(stack) == 1, template
-    return stack[0]
-
-
-Renderer = Callable[[Callable[[str], Any], Sequence[int]], str | None]
-_F64_FORMATS = tuple(f".{dp}f" for dp in range(_MAX_DP + 1))
-
-
-def _json_str(v: str) -> str:
-    return orjson.dumps(v).decode()
-
-
-def _levels(prices: Any, qtys: Any, p_dp: int, q_dp: int) -> str | None:
-    """A Binance level list ``[["price","qty"],..]`` (BINANCE.md section 3, depthUpdate)."""
-    if prices is None or qtys is None or len(prices) != len(qtys) or None in prices \
-            or None in qtys:
-        return None
-    fp, fq = _F64_FORMATS[p_dp], _F64_FORMATS[q_dp]
-    return "[" + ",".join(['["' + format(p, fp) + '","' + format(q, fq) + '"]'
-                           for p, q in zip(prices, qtys, strict=True)]) + "]"
-
-
-def _gen_function(name: str, parts: Sequence[Part], helpers: list[str]) -> str:
-    """Python source of ``name(g, dps) -> str | None`` rendering ``parts`` (g = row.get)."""
-    body = ["    out = []", "    a = out.append"]
-    for part in parts:
-        if isinstance(part, str):
-            body.append(f"    a({part!r})")
-        elif isinstance(part, list):
-            helper = f"_group{len(helpers)}"
-            helpers.append(_gen_function(helper, part, helpers))
-            body += [f"    s = {helper}(g, dps)", "    if s is not None:", "        a(s)"]
-        elif len(part.cols) == 2:
-            prices, qtys = part.cols
-            body += [f"    s = _levels(g({prices.name!r}), g({qtys.name!r}), "
-                     f"dps[{part.slots[0]}], dps[{part.slots[1]}])",
-                     "    if s is None:", "        return None", "    a(s)"]
-        else:
-            col = part.cols[0]
-            body += [f"    v = g({col.name!r})", "    if v is None:", "        return None"]
-            if col.kind == F64:
-                body.append(f"    a('\"' + format(v, _F64_FORMATS[dps[{part.slots[0]}]]) + '\"')")
-            elif col.kind == NS:
-                body += [f"    q, r = divmod(v, {NS_PER_MS})", "    if r:", "        return None",
-                         "    a(str(q))"]
-            elif col.kind in (I64, I32):
-                body.append("    a(str(v))")
-            elif col.kind == BOOL:
-                body.append("    a('true' if v else 'false')")
-            else:
-                assert col.kind == STR, col
-                body.append("    a(_json_str(v))")
-    body.append("    return ''.join(out)")
-    return f"def {name}(g, dps):\n" + "\n".join(body) + "\n"
-
-
-def _make_renderer(parts: Sequence[Part]) -> Renderer:
-    """Compile one template to a function: one generated line per key, no interpretation."""
-    helpers: list[str] = []
-    main = _gen_function("render", parts, helpers)
-    namespace: dict[str, Any] = {"_levels": _levels, "_json_str": _json_str,
-                                 "_F64_FORMATS": _F64_FORMATS}
-    exec("\n".join([*helpers, main]), namespace)  # source built from the constant templates
-    render: Renderer = namespace["render"]
-    return render
-
-
-@dataclass(frozen=True)
-class _Formatter:
-    variants: tuple[Renderer, ...]
-    slot_paths: tuple[tuple[str, str, int | str | None], ...]  # (key, sub key, item) per slot
-
-
-def _make_formatter(table: Table) -> _Formatter:
-    cols = {c.name: c for c in table.columns}
-    slots: dict[str, int] = {}
-    variants = tuple(_make_renderer(_compile(t, cols, slots)) for t in TEMPLATES[table.name])
-    assert len(slots) * _DP_BITS <= _VARIANT_SHIFT, table.name
-    paths = []
-    for name in slots:
-        key, _, sub = cols[name].path.partition(".")
-        paths.append((key, sub, cols[name].item))
-    return _Formatter(variants, tuple(paths))
-
-
-_FORMATTERS = {name: _make_formatter(TABLES[(name, False)]) for name in TEMPLATES}
-
-
-def _slot_strings(d: Any, key: str, sub: str, item: int | str | None) -> list[Any]:
-    v = d.get(key) if d.__class__ is dict else None
-    if sub:
-        v = v.get(sub) if v.__class__ is dict else None
-    if item is None:
-        return [v]
-    if v.__class__ is not list:
-        return []
-    return [item_of(e, item) for e in v]
-
-
-def _learn_dps(fmt: _Formatter, d: Any) -> list[int] | None:
-    """Decimal places of each slot's strings in the decoded payload (all equal), or None."""
-    dps: list[int] = []
-    match = _DECIMAL_RE.fullmatch
-    for key, sub, item in fmt.slot_paths:
-        found: set[int] = set()
-        for s in _slot_strings(d, key, sub, item):
-            if s is None:
-                continue
-            m = match(s) if s.__class__ is str else None
-            if m is None:
-                return None
-            frac = m.group(1)
-            found.add(len(frac) if frac else 0)
-        if len(found) > 1 or (found and max(found) > _MAX_DP):
-            return None
-        dps.append(found.pop() if found else 0)
-    return dps
-
-
-def _pack(variant: int, dps: Sequence[int]) -> int:
-    code = variant << _VARIANT_SHIFT
-    for i, dp in enumerate(dps):
-        code |= dp << (i * _DP_BITS)
-    return code
-
-
-def _unpack(code: int, n: int) -> tuple[int, list[int]]:
-    return code >> _VARIANT_SHIFT, [(code >> (i * _DP_BITS)) & _MAX_DP for i in range(n)]
-
-
-def _encode_item(fmt: _Formatter, target: str, d: Any, row: dict[str, Any]) -> int | None:
-    """The code whose rendering of ``row`` is exactly ``target`` (``d`` = decoded target)."""
-    dps = _learn_dps(fmt, d)
-    if dps is None:
-        return None
-    g = row.get
-    for variant, render in enumerate(fmt.variants):
-        if render(g, dps) == target:
-            return _pack(variant, dps)
-    return None
-
-
-def _decode_item(fmt: _Formatter, code: int, row: dict[str, Any]) -> str | None:
-    variant, dps = _unpack(code, len(fmt.slot_paths))
-    if variant >= len(fmt.variants):
-        return None
-    return fmt.variants[variant](row.get, dps)
-
-
-def _formatter(table: Table) -> _Formatter | None:
-    return _FORMATTERS.get(table.name)
-
-
-def _items(table: Table, row: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """Split an array-stream row (dict of lists) into one dict per array item."""
-    names = [f.name for f in table.typed_fields]
-    columns = [row.get(n) for n in names]
-    if any(c.__class__ is not list for c in columns):
-        return None
-    lengths = {len(c) for c in columns}  # type: ignore[arg-type]
-    if len(lengths) != 1:
-        return None
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-
-
-def _raw_fmt(table: Table, fmt: _Formatter, payload_text: str, row: dict[str, Any]
-             ) -> int | list[int] | None:
-    try:
-        d = orjson.loads(payload_text)
-    except orjson.JSONDecodeError:
-        return None
-    if not table.is_array:
-        return _encode_item(fmt, payload_text, d, row)
-    items = _items(table, row)
-    if d.__class__ is not list or items is None or len(items) != len(d):
-        return None
-    codes: list[int] = []
-    for item_d, item_row in zip(d, items, strict=True):
-        code = _encode_item(fmt, orjson.dumps(item_d).decode(), item_d, item_row)
-        if code is None:
-            return None
-        codes.append(code)
-    # Binance's compact item text equals orjson's; the whole text is checked once more.
-    return codes if _restore(table, fmt, codes, row) == payload_text else None
+_ARROW_LIMITS = (pa.ArrowInvalid, pa.ArrowCapacityError, OverflowError)
+"""Kernel limits (32-bit string offsets, ...) the column-wise path may hit on huge batches;
+keeping ``raw`` (or the per-row reference) is then the answer, never an error."""
+SMALL_BATCH_ROWS = 16
+"""Below this many rows the per-row reference is quicker than a column-wise pass."""
+Arr: TypeAlias = "pa.Array[Any]"
 
 
 def raw_fmt(stream: str | StreamName, payload_text: str, row: dict[str, Any]
@@ -259,34 +36,13 @@ def raw_fmt(stream: str | StreamName, payload_text: str, row: dict[str, Any]
     streams the code is a list with one element per array item.
     """
     table = table_for(stream)
-    fmt = _formatter(table)
-    return None if fmt is None else _raw_fmt(table, fmt, payload_text, row)
+    fmt = formatter_for(table)
+    return None if fmt is None else encode_row(table, fmt, payload_text, row)
 
 
 def raw_is_derivable(stream: str | StreamName, payload_text: str, row: dict[str, Any]) -> bool:
     """True if the typed columns of ``row`` re-encode to exactly ``payload_text``."""
     return raw_fmt(stream, payload_text, row) is not None
-
-
-def _restore(table: Table, fmt: _Formatter, code: Any, row: dict[str, Any]) -> str | None:
-    if not table.is_array:
-        return _decode_item(fmt, code, row) if code.__class__ is int else None
-    items = _items(table, row)
-    if items is None or code.__class__ is not list or len(code) != len(items):
-        return None
-    texts = [_decode_item(fmt, c, r) for c, r in zip(code, items, strict=True)]
-    return None if None in texts else "[" + ",".join(texts) + "]"  # type: ignore[arg-type]
-
-
-def _restore_row(table: Table, fmt: _Formatter | None, row: dict[str, Any]) -> str:
-    raw = row.get("raw")
-    if raw is not None:
-        return str(raw)
-    code = row.get(RAW_FMT)
-    text = None if fmt is None or code is None else _restore(table, fmt, code, row)
-    if text is None:
-        raise CorruptDataError(f"a {table.name} row has no raw text and no usable raw_fmt code")
-    return text
 
 
 def restore_raw(stream: str | StreamName, row: dict[str, Any]) -> str:
@@ -297,41 +53,47 @@ def restore_raw(stream: str | StreamName, row: dict[str, Any]) -> str:
     ``raw_fmt`` code that renders it.
     """
     table = table_for(stream)
-    return _restore_row(table, _formatter(table), row)
+    return restore_row(table, formatter_for(table), row)
 
 
-def drop_derivable_raw(stream: str | StreamName, batch: pa.RecordBatch) -> pa.RecordBatch:
-    """``batch`` with ``raw`` set to null (and ``raw_fmt`` set) wherever it is re-derivable."""
+def drop_derivable_raw(stream: str | StreamName, batch: pa.RecordBatch, *,
+                       max_reference_rows: int | None = None) -> pa.RecordBatch:
+    """``batch`` with ``raw`` set to null (and ``raw_fmt`` set) wherever it is re-derivable.
+
+    With ``max_reference_rows`` (the live writer's bound on per-row work), rows the column-wise
+    pass leaves over are checked one by one only if there are at most that many; otherwise
+    they keep ``raw``. ``None`` checks every row (same result as the per-row reference).
+    """
     table = table_for(stream)
-    fmt = _formatter(table)
-    if fmt is None or batch.num_rows == 0:
+    fmt = formatter_for(table)
+    if fmt is None or batch.num_rows == 0 or batch.column("raw").null_count == batch.num_rows:
         return batch
-    raws: list[str | None] = []
-    codes: list[Any] = []
-    for row in batch.to_pylist():
-        raw = row["raw"]
-        code = None if raw is None else _raw_fmt(table, fmt, raw, row)
-        raws.append(None if code is not None else raw)
-        codes.append(code if code is not None else row[RAW_FMT])
-    i_raw = batch.schema.get_field_index("raw")
-    i_fmt = batch.schema.get_field_index(RAW_FMT)
-    batch = batch.set_column(i_raw, batch.schema.field(i_raw), pa.array(raws, pa.string()))
-    return batch.set_column(i_fmt, batch.schema.field(i_fmt),
-                            pa.array(codes, batch.schema.field(i_fmt).type))
+    if batch.num_rows < SMALL_BATCH_ROWS or (table.is_array and "symbol" not in batch.schema.names):
+        return drop_rows(table, fmt, batch)
+    try:
+        return drop_columnwise(table, fmt, batch, max_reference_rows)
+    except _ARROW_LIMITS:  # e.g. over 2 GiB of text in one batch: never lose a row over it
+        return batch if max_reference_rows is not None else drop_rows(table, fmt, batch)
 
 
-def restore_raw_column(stream: str | StreamName, batch: pa.RecordBatch) -> pa.Array[Any]:
+def restore_raw_column(stream: str | StreamName, batch: pa.RecordBatch) -> Arr:
     """The exact received text of every row of ``batch`` (see :func:`restore_raw`).
 
-    ``batch`` must carry the typed columns and ``raw_fmt`` wherever ``raw`` is null.
+    ``batch`` must carry the typed columns and ``raw_fmt`` wherever ``raw`` is null. Raises
+    :class:`~schemas.errors.CorruptDataError` for a row it cannot restore.
     """
     raw = batch.column("raw")
     if raw.null_count == 0:
         return raw
     table = table_for(stream)
-    fmt = _formatter(table)
-    return pa.array([_restore_row(table, fmt, row) for row in batch.to_pylist()], pa.string())
+    fmt = formatter_for(table)
+    if fmt is None or batch.num_rows < SMALL_BATCH_ROWS:
+        return restore_rows(table, fmt, batch)
+    try:
+        return restore_columnwise(table, fmt, batch)
+    except _ARROW_LIMITS:
+        return restore_rows(table, fmt, batch)
 
 
-__all__ = ["drop_derivable_raw", "raw_fmt", "raw_is_derivable", "restore_raw",
-           "restore_raw_column"]
+__all__ = ["MAX_CODES", "SMALL_BATCH_ROWS", "drop_derivable_raw", "raw_fmt", "raw_is_derivable",
+           "restore_raw", "restore_raw_column"]

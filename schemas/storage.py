@@ -11,7 +11,13 @@ columns and values (no type changes, no row reordering); only the physical layou
 * float64 prices and quantities use dictionary encoding (pyarrow falls back to plain on its
   own when a dictionary page outgrows its limit). ``BYTE_STREAM_SPLIT`` was measured and is
   2-3x *larger* for decimal-derived doubles (quantities like ``0.057`` have noisy low
-  mantissa bytes that zstd only matches as whole 8-byte values);
+  mantissa bytes that zstd only matches as whole 8-byte values). Under zstd-19 (compacted)
+  ``PLAIN`` beats dictionary on some columns and loses on others: on ``data/sample`` the best
+  per-column choice saves 5.6% (bookTicker quantities -30%), on the synthetic mix plain for
+  every scalar float costs +2.3%, so the choice would have to be made per column from the
+  data (not done). Depth levels (the bulk of ``data/sample``: 191 of 206 B a row) gain at
+  most 2-3% from any encoding, page size or codec (brotli-11 -3%); even storing them as
+  integer ticks with in-list price deltas (a column type change, measured only) gives -11%;
 * strings, int32 (``conn_id``, ``st``) and ``raw_fmt`` (near constant codes) use dictionary
   encoding (~0 B/msg); booleans keep Parquet's bit-packed default;
 * ``raw`` is never dictionary encoded (every text is unique); ``DELTA_LENGTH_BYTE_ARRAY`` is
@@ -21,13 +27,17 @@ columns and values (no type changes, no row reordering); only the physical layou
 * no ``sorting_columns``: live rows are in arrival order and ``recv_ns`` is a wall clock that
   can step back, so a "sorted by recv_ns" claim could be false.
 
-Measured on the real capture (93,954 BTCUSDT messages, raw dropped where derivable): 25.7
-B/msg live, 23.8 B/msg compacted, against 40.7 B/msg gzip NDJSON (pyarrow defaults: 37.8).
+Measured (``python -m benchmarks --quick --only storage``): live 0.57x the gzip NDJSON on the
+synthetic mix and 0.70x on ``data/sample`` with ``raw`` dropped live (1.27x and 1.52x when it
+was kept), compacted 0.43x and 0.63x.
 
 ``raw`` dominates the bytes when kept (it alone is ~1x the gzip NDJSON), so the budget is met
 only where :func:`prepare_for_storage` nulls the derivable ``raw`` texts via
-:func:`schemas.formatters.drop_derivable_raw`; :func:`schemas.formatters.restore_raw_column`
-gives the exact texts back.
+:func:`schemas.formatters.drop_derivable_raw`, live (:func:`drops_raw_live`) and in
+``compact``; :func:`schemas.formatters.restore_raw_column` gives the exact texts back. The
+price is paid by readers of the raw text: restoring costs ~1-1.4 us a bookTicker/aggTrade
+row, ~3 us a depth@100ms row and ~11 us a 60-level depth@0ms row (quick replay at speed 0:
+483k msgs/s on such files vs 628k with ``raw`` kept).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from schemas._reference import formatter_for
 from schemas.formatters import drop_derivable_raw
 from schemas.streams import StreamName
 from schemas.tables import RAW_FMT, Table, table_for
@@ -117,22 +128,43 @@ def row_group_rows(table: Table, *, compacted: bool) -> int:
     return rows
 
 
+LIVE_MAX_REFERENCE_ROWS = 64
+"""Rows of one batch the live writer may re-encode one at a time (~20-300 us each) after the
+column-wise pass; when more are left (a new key order or precision the first rows did not
+show), they keep ``raw`` and ``compact`` checks them again. Bounds the writer's work."""
+
+
+def drops_raw_live(table: Table) -> bool:
+    """Whether the live writer drops derivable ``raw`` texts of ``table`` by default.
+
+    Every table with a formatter (array streams need their ``symbol`` column: item codes are
+    learnt per symbol). The column-wise check costs ~0.6-1 us a bookTicker/aggTrade row and
+    ~1.3-5 us a depth row (20-60 levels) on top of the writer's ~3-40 us, partly paid back by
+    the Parquet writer no longer compressing ``raw`` (``benchmarks/_rawderive.py``).
+    """
+    if formatter_for(table) is None:
+        return False
+    return not table.is_array or any(f.name == "symbol" for f in table.typed_fields)
+
+
 def prepare_for_storage(stream: str | StreamName, batch: pa.RecordBatch, *, compacted: bool,
                         drop_raw: bool | None = None) -> pa.RecordBatch:
     """``batch`` (a ``build_batch`` batch, or one read back from a partition) ready to write.
 
-    With ``drop_raw`` (default: ``compacted``) every ``raw`` text that the row's typed columns
-    re-encode to exactly is set to null and its ``raw_fmt`` code set
-    (:func:`schemas.formatters.drop_derivable_raw`); other rows keep ``raw``. Rows whose
-    ``raw`` is already null keep their code. The check renders every row in Python (about
-    30 us a bookTicker/trade row, 250-500 us a 70-level depth row), which is why it is off
-    live by default. Values are otherwise untouched.
+    With ``drop_raw`` every ``raw`` text that the row's typed columns re-encode to exactly is
+    set to null and its ``raw_fmt`` code set (:func:`schemas.formatters.drop_derivable_raw`);
+    other rows keep ``raw``. Rows whose ``raw`` is already null keep their code. ``drop_raw``
+    defaults to true when ``compacted`` (every row checked) and, live, to
+    :func:`drops_raw_live` of the stream's table (at most :data:`LIVE_MAX_REFERENCE_ROWS`
+    rows a batch re-encoded one by one). Values are otherwise untouched.
     """
+    table = table_for(stream)
     if drop_raw is None:
-        drop_raw = compacted
+        drop_raw = compacted or drops_raw_live(table)
     if not drop_raw or batch.num_rows == 0 or batch.column("raw").null_count == batch.num_rows:
         return batch
-    return drop_derivable_raw(stream, batch)
+    return drop_derivable_raw(stream, batch,
+                              max_reference_rows=None if compacted else LIVE_MAX_REFERENCE_ROWS)
 
 
 def storage_plan(stream: str | StreamName, *, compacted: bool) -> tuple[dict[str, Any], int]:
@@ -146,7 +178,9 @@ __all__ = [
     "COMPACT_ROW_GROUP_ROWS",
     "DATA_PAGE_SIZE",
     "LIVE_LEVEL",
+    "LIVE_MAX_REFERENCE_ROWS",
     "LIVE_ROW_GROUP_ROWS",
+    "drops_raw_live",
     "parquet_options",
     "prepare_for_storage",
     "row_group_rows",

@@ -12,9 +12,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.formatters import restore_raw_column
+from schemas.formatters import MAX_CODES, restore_raw_column
 from schemas.message import Message
-from schemas.storage import parquet_options, prepare_for_storage, row_group_rows, storage_plan
+from schemas.storage import (
+    LIVE_MAX_REFERENCE_ROWS,
+    drops_raw_live,
+    parquet_options,
+    prepare_for_storage,
+    row_group_rows,
+    storage_plan,
+)
 from schemas.tables import RAW_FMT, TABLES, Table, build_batch, parse_payload, table_for
 from tests.schemas_support import CASES, cryptofeed_messages, hftbacktest_messages
 
@@ -115,21 +122,56 @@ def test_every_table_round_trips(key: tuple[str, bool], compacted: bool) -> None
 
 
 @pytest.mark.parametrize("stream", sorted(REAL))
-def test_real_captures_drop_raw_only_when_compacted(stream: str) -> None:
+def test_real_captures_drop_raw_live_and_compacted(stream: str) -> None:
     batch = build_batch(stream, REAL[stream])
-    live = prepare_for_storage(stream, batch, compacted=False)
-    assert live.column("raw").null_count == 0
-    compact = prepare_for_storage(stream, batch, compacted=True)
     table = table_for(stream)
+    live = prepare_for_storage(stream, batch, compacted=False)
+    compact = prepare_for_storage(stream, batch, compacted=True)
     if table.name == "unknown":
+        assert not drops_raw_live(table)
+        assert live.equals(batch)
         assert compact.column("raw").null_count == 0
     else:  # plain Binance output: every row re-derives (tests/data/README.md)
+        assert drops_raw_live(table)
         assert compact.column("raw").null_count == batch.num_rows
         assert compact.column(RAW_FMT).null_count == 0
+        assert live.equals(compact)
     again = prepare_for_storage(stream, compact, compacted=True)
     assert again.equals(compact)
-    forced = prepare_for_storage(stream, batch, compacted=False, drop_raw=True)
-    assert forced.equals(compact)
+    kept = prepare_for_storage(stream, batch, compacted=False, drop_raw=False)
+    assert kept.equals(batch)
+
+
+def test_array_streams_drop_raw_live_too() -> None:
+    from tests.schemas_support import MARK_PRICE
+
+    stream = "!markPrice@arr"
+    other = MARK_PRICE.replace("BTCUSDT", "ETHUSDT").replace('"76944.22"', '"3012.5"')
+    texts = [f"[{MARK_PRICE},{other}]", "[]", f"[{other}]", f"[{other.replace(':', ': ')}]"] * 8
+    batch = build_batch(stream, [Message(stream, i, t, 1, i) for i, t in enumerate(texts)])
+    assert drops_raw_live(table_for(stream))
+    for compacted in (False, True):
+        stored = prepare_for_storage(stream, batch, compacted=compacted)
+        assert stored.column("raw").to_pylist() == [None, None, None, texts[3]] * 8
+        assert restore_raw_column(stream, stored).to_pylist() == texts
+
+
+def test_live_bounds_the_rows_checked_one_by_one() -> None:
+    # Every row a different precision: the column-wise pass proves MAX_CODES codes, then the
+    # live writer keeps raw for the rest instead of re-encoding hundreds of rows in Python.
+    from tests.schemas_support import BOOK_TICKER
+
+    stream = "btcusdt@bookTicker"
+    n = LIVE_MAX_REFERENCE_ROWS + MAX_CODES + 40
+    texts = [BOOK_TICKER.replace('"68005.00"', f'"68005.{"0" * (1 + i % 20)}"').replace(
+        '"2.394"', f'"2.{"3" * (1 + i // 20)}"') for i in range(n)]
+    batch = build_batch(stream, [Message(stream, i, t, 1, i) for i, t in enumerate(texts)])
+    live = prepare_for_storage(stream, batch, compacted=False)
+    compact = prepare_for_storage(stream, batch, compacted=True)
+    assert compact.column("raw").null_count == n
+    assert 0 < live.column("raw").null_count < n
+    for stored in (live, compact):
+        assert restore_raw_column(stream, stored).to_pylist() == texts
 
 
 def _chunk_encodings(data: bytes) -> dict[str, set[str]]:
