@@ -145,7 +145,10 @@ class Feeder:
     async def run_sending(self) -> None:
         """Wait for the subscriptions, then send everything (bulk or paced)."""
         await self._subscribed.wait()
-        await asyncio.sleep(0.2)  # let late SUBSCRIBEs of other shards arrive
+        # Let late SUBSCRIBEs of other shards arrive and the consumer finish starting up (the
+        # recorder's partition writer process imports pyarrow meanwhile): both consumers are
+        # measured from the first frame, start-up excluded, as a 24/7 daemon would be.
+        await asyncio.sleep(SETTLE_S)
         conns = list(self._conns)
         prepared = [self._chunks(c) for c in conns] if self._rate <= 0 else []
         self.t_first_ns = time.monotonic_ns()
@@ -208,6 +211,10 @@ class Feeder:
                 if not conn.closed:
                     conn.writer.write(b"".join(parts))
             await asyncio.sleep(0.001)
+
+
+SETTLE_S = 1.0
+"""Pause between the last subscription and the first frame."""
 
 
 async def _main(args: argparse.Namespace) -> None:

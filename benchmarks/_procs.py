@@ -2,8 +2,10 @@
 
 Consumers run in their own process so their CPU time (``os.wait4`` rusage, minus a
 ``/proc/<pid>/stat`` sample taken when the feed starts) and peak RSS (``ru_maxrss``) are
-theirs alone. ``time.monotonic_ns`` is system-wide on Linux, so the feeder's and the
-consumer's timestamps are comparable.
+theirs alone. A consumer's own child processes (the recorder's partition writer) count as
+part of it: CPU samples and RSS cover the whole process tree, and ``wait4`` includes the
+CPU of the children the consumer reaped. ``time.monotonic_ns`` is system-wide on Linux, so
+the feeder's and the consumer's timestamps are comparable.
 """
 
 from __future__ import annotations
@@ -44,15 +46,44 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a live process (all its threads), from ``/proc/<pid>/stat``."""
+def descendants(pid: int) -> list[int]:
+    """Live child processes of ``pid``, recursively (from ``/proc/<pid>/task/*/children``)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        cur = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{cur}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{cur}/task/{tid}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            out.extend(kids)
+            todo.extend(kids)
+    return out
+
+
+def _own_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) * _TICK_S
 
 
-def rss_mb(pid: int) -> float:
-    """Current resident set size of a live process, in MiB (0 if it is gone)."""
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process and its live descendants (all threads), from
+    ``/proc/<pid>/stat``."""
+    total = _own_cpu_seconds(pid)
+    for kid in descendants(pid):
+        with contextlib.suppress(OSError):
+            total += _own_cpu_seconds(kid)
+    return total
+
+
+def _own_rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
@@ -61,6 +92,12 @@ def rss_mb(pid: int) -> float:
     except OSError:
         return 0.0
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident set size of a live process plus its live descendants, in MiB
+    (0 if it is gone)."""
+    return _own_rss_mb(pid) + sum(_own_rss_mb(kid) for kid in descendants(pid))
 
 
 def _readline(stream: IO[bytes], timeout: float) -> bytes:
@@ -223,6 +260,7 @@ __all__ = [
     "child_env",
     "consumer",
     "cpu_seconds",
+    "descendants",
     "python_cmd",
     "rss_mb",
 ]

@@ -3,7 +3,9 @@
 A 24/7 recorder lives at a few thousand messages a second, where wake-ups, not parsing,
 dominate. The feeder writes the due frames about every millisecond. CPU is the consumer's
 user+system time from the first frame to its exit, sealing included (``os.wait4`` rusage
-minus a ``/proc`` sample at the start), divided by the messages it received.
+minus a ``/proc`` sample at the start), divided by the messages it received; the recorder's
+partition writer process is part of it (sampled with its parent, reaped by it, so counted by
+``wait4``).
 """
 
 from __future__ import annotations

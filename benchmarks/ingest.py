@@ -11,6 +11,8 @@ what it did take.
 
 from __future__ import annotations
 
+from typing import Any
+
 from benchmarks._common import Config, Figure, Outcome, at_least, missing
 from benchmarks._runs import feeder_ceiling, guarded, run_consumer
 
@@ -68,6 +70,8 @@ def run(cfg: Config) -> Outcome:
         "ingest_cpu_us_per_msg_saturated": round(rec.cpu_us_per_msg, 2),
         "ingest_baseline_cpu_us_per_msg_saturated": (
             round(base.cpu_us_per_msg, 2) if base else None),
+        "ingest_writer_cpu_us_per_msg_saturated": _writer_us(rec.output, rec.received),
+        "ingest_writer_queue_drops": (rec.output.get("storage") or {}).get("dropped_messages"),
     })
     if rec.received < n:
         out.notes.append(f"ingest: recorder stopped after {cap} s with {rec.received:,} of "
@@ -76,6 +80,12 @@ def run(cfg: Config) -> Outcome:
         out.notes.append(f"ingest: recorder counted {rec.received:,} messages, archive holds "
                          f"{rec.output.get('rows_stored'):,} rows (REST snapshots included)")
     return out
+
+
+def _writer_us(output: dict[str, Any], received: int) -> float | None:
+    """CPU per message of the writer process (part of the recorder's CPU), if it has one."""
+    cpu_ms = (output.get("storage") or {}).get("writer_cpu_ms")
+    return round(cpu_ms * 1e3 / received, 2) if cpu_ms and received else None
 
 
 __all__ = ["NAME", "run"]

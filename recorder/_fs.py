@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import time
 from pathlib import Path
 
 from schemas.errors import ArchiveError
@@ -121,10 +123,38 @@ def sweep_tmp(root: Path) -> int:
     return count
 
 
+def lock_archive(path: Path, timeout_s: float) -> int:
+    """Open ``path`` and take an exclusive ``flock`` on it, waiting up to ``timeout_s``.
+
+    Returns the descriptor (the lock lives as long as any process holds a copy of it: the
+    partition writer process inherits one, so a writer left behind by a killed recorder
+    keeps the archive locked until it has exited). Raises :class:`ArchiveError` on timeout.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise archive_error(exc, "create lock file", path) from exc
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise ArchiveError(f"archive {path.parent.parent} is in use by another "
+                                   f"recorder (lock {path} held for {timeout_s:g} s)") from None
+            time.sleep(0.02)
+        except OSError as exc:
+            os.close(fd)
+            raise archive_error(exc, "lock", path) from exc
+
+
 __all__ = [
     "archive_error",
     "ensure_dir",
     "fsync_dir",
+    "lock_archive",
     "publish",
     "remove_quietly",
     "sweep_tmp",

@@ -132,6 +132,28 @@ class GapDetector:
         st.last_ns = now
         return gaps
 
+    def on_batch(self, msgs: Iterable[Message]) -> list[Gap]:
+        """:meth:`on_message` for each of ``msgs`` in order; the gaps they close, in order.
+
+        A message of a stream without a sequence (not aggTrade or diff depth) that is neither
+        the first after a disconnect nor past its silence limit only moves the stream's clock:
+        that common case is handled here without the per-message call.
+        """
+        states = self._states
+        gaps: list[Gap] = []
+        one = self.on_message
+        for m in msgs:
+            st = states.get(m.stream)
+            if st is not None and st.kind == _OTHER and st.down_since is None:
+                last, limit = st.last_ns, st.silence_ns
+                if limit is None or last is None or m.recv_ns - last <= limit:
+                    st.last_ns = m.recv_ns
+                    continue
+            found = one(m)
+            if found:
+                gaps.extend(found)
+        return gaps
+
     def _check_agg(self, msg: Message, st: _State, gaps: list[Gap]) -> None:
         # BINANCE.md section 6: per symbol `a` rises by 1 per aggregate; a jump is a hole.
         a = _field(msg, '"a":', "a")

@@ -24,7 +24,7 @@ from recorder._fs import ensure_dir, publish, remove_quietly
 from schemas import layout
 from schemas.checksum import RAW_CHECKSUM_ALGO, hash_rows
 from schemas.message import Gap, Message
-from schemas.storage import parquet_options
+from schemas.storage import parquet_options, prepare_for_storage
 from schemas.tables import Table, build_batch, table_for
 from schemas.version import __version__
 
@@ -119,8 +119,13 @@ class OpenPartition:
             ensure_dir(directory, self.root)
             self._tmp = directory / f"{self.first_ns}-open{layout.PARTITION_SUFFIX}.tmp"
             self._writer = _writer(self._tmp, table_for(self.stream), self.level)
-        hash_rows(self._hash, ((m.recv_ns, m.raw) for m in rows))
-        self._writer.write_batch(build_batch(self.stream, rows))
+        hash_rows(self._hash, zip([m.recv_ns for m in rows], [m.raw for m in rows],
+                                  strict=True))
+        # schemas.storage decides what the live file keeps (e.g. raw only where the parsed
+        # columns cannot re-derive it byte-exactly); the checksum covers the original raw.
+        batch = prepare_for_storage(self.stream, build_batch(self.stream, rows),
+                                    compacted=False)
+        self._writer.write_batch(batch)
         self.rows += len(rows)
 
     def seal(self) -> Path | None:

@@ -13,58 +13,23 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recorder._fs import archive_error, fsync_dir
-from recorder._journal import SegmentReader, truncate_segment
+from recorder._journal import SegmentReader, read_last_recv, truncate_segment, write_last_recv
 from recorder._partition import GAP_SCHEMA
+from recorder._recovery_report import QUEUE_FULL_DETAIL, RecoveryReport
 from recorder._writer import PartitionSet, WriterConfig, sealed_partitions
 from schemas import layout
 from schemas.message import Gap, GapKind, Message
 
-QUEUE_FULL_DETAIL = "writer queue full"
-"""Prefix of the detail of a queue-drop gap (its rows are restored from the journal)."""
 _CHUNK = 5_000
 
 Key = tuple[int, int, int]
 GapKey = tuple[str, int, int, str]
-
-
-@dataclass
-class RecoveryReport:
-    """What :meth:`recorder._storage.Storage.open` found and did."""
-
-    segments: int = 0
-    journaled_messages: int = 0
-    written_messages: int = 0
-    already_sealed: int = 0
-    journaled_gaps: int = 0
-    written_gaps: int = 0
-    torn_bytes: int = 0
-    dropped_records: int = 0
-    damaged: list[str] = field(default_factory=list)
-    """One line per damaged segment: name, reason, bytes dropped."""
-    tmp_removed: int = 0
-    last_recv_ns: int | None = None
-    """recv_ns of the last journaled message: the start of the ``recorder_down`` gap."""
-    last_by_stream: dict[str, Message] = field(default_factory=dict)
-    """Last journaled message per stream (seeds the gap detector's sequence state)."""
-
-    def merge(self, other: RecoveryReport) -> RecoveryReport:
-        """Sum of two reports (counts add, the later ``last_*`` wins)."""
-        out = dataclasses.replace(self, damaged=[*self.damaged, *other.damaged],
-                                  last_by_stream={**self.last_by_stream, **other.last_by_stream})
-        for f in ("segments", "journaled_messages", "written_messages", "already_sealed",
-                  "journaled_gaps", "written_gaps", "torn_bytes", "dropped_records",
-                  "tmp_removed"):
-            setattr(out, f, getattr(self, f) + getattr(other, f))
-        if other.last_recv_ns is not None:
-            out.last_recv_ns = max(self.last_recv_ns or 0, other.last_recv_ns)
-        return out
 
 
 class _StreamKeys:
@@ -158,6 +123,11 @@ def recover_segments(root: Path, segments: Iterable[tuple[int, Path]],
         for _, path in segments:
             _recover_one(path, sealed, parts, report)
             done.append(path)
+    if done and report.last_recv_ns:
+        # Remember where the journal ended before its segments go (a kill -9 right after
+        # the deletion must not lose the start of the next recorder_down gap).
+        directory = done[0].parent
+        write_last_recv(directory, max(read_last_recv(directory) or 0, report.last_recv_ns))
     for path in done:
         try:
             path.unlink()

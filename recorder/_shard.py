@@ -121,8 +121,16 @@ class ShardRunner:
 
     def _sink(self, conn: Connection, msg: Message) -> None:
         dedup = self._dedup
-        role = _Role.NORMAL if dedup is None else self._roles.get(conn.conn_id, _Role.NORMAL)
-        if role is _Role.NORMAL or dedup is None:
+        if dedup is None:  # no rotation under way: _emit inlined (the hot path)
+            last = self._last_ns.get(msg.stream, 0)
+            if msg.recv_ns < last:
+                msg = Message(msg.stream, last, msg.raw, msg.conn_id, msg.seq, msg.source)
+            else:
+                self._last_ns[msg.stream] = msg.recv_ns
+            self._on_message(msg)
+            return
+        role = self._roles.get(conn.conn_id, _Role.NORMAL)
+        if role is _Role.NORMAL:
             self._emit(msg)
             return
         out = dedup.from_old(msg) if role is _Role.OLD else dedup.from_new(msg)

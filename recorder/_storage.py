@@ -12,11 +12,19 @@ Life cycle::
 Queue drops: when the writer queue is full a batch is not handed over; its messages are
 counted per stream and become a ``rejected`` gap (``writer queue full: N messages``). They are
 still in the journal, so the segment they are in (and every later one) is pinned: at
-:meth:`Storage.close`, after the writer has sealed everything, the pinned segments are run
-through the same recovery as at start, which writes exactly the missing rows; after a crash
-the next :meth:`Storage.open` does it. The gap is therefore stored as ``recovered``. Restored
-rows form their own partitions, which may overlap live partitions of the stream in time;
-readers merge by ``(recv_ns, conn_id, seq)``.
+:meth:`Storage.close`, after the writer has sealed everything, the dropped rows are written
+(the process writer takes them from a spill file holding exactly the dropped batches,
+:mod:`recorder._spill`; otherwise the pinned segments are run through the same recovery as
+at start, which writes exactly the missing rows); after a crash the next
+:meth:`Storage.open` does it from the journal. The gap is therefore stored as
+``recovered``. Restored rows form their own partitions, which may overlap live partitions of
+the stream in time; readers merge by ``(recv_ns, conn_id, seq)``.
+
+Writer: by default a separate process (:mod:`recorder._writer_proc`, ``WriterConfig.mode``),
+fed the journal's own batch records, so Parquet encoding never competes with the event loop
+for the GIL. The archive is locked (``journal/LOCK``, ``flock``) from :meth:`Storage.open`
+to :meth:`Storage.close`; the writer process holds the lock too, so a recorder started after
+a ``kill -9`` waits (``lock_timeout_s``) for the old writer to exit before it recovers.
 """
 
 from __future__ import annotations
@@ -26,18 +34,32 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from recorder._fs import archive_error, ensure_dir, fsync_dir, sweep_tmp
-from recorder._journal import FsyncPolicy, Journal, JournalConfig, list_segments
-from recorder._recovery import QUEUE_FULL_DETAIL, RecoveryReport, recover_segments
-from recorder._writer import PartitionWriter, WriterConfig, use_system_allocator
+from recorder._fs import archive_error, ensure_dir, fsync_dir, lock_archive, sweep_tmp
+from recorder._journal import (
+    LAST_RECV_FILE,
+    FsyncPolicy,
+    Journal,
+    JournalConfig,
+    encode_batch,
+    list_segments,
+    read_last_recv,
+    write_last_recv,
+)
+from recorder._recovery_report import QUEUE_FULL_DETAIL, RecoveryReport
+from recorder._spill import SPILL_FILE, Spill
+from recorder._writer_config import WriterConfig
+from recorder._writer_proc import ProcessWriter
 from schemas import layout
 from schemas.errors import ArchiveError
 from schemas.message import Gap, GapKind, Message
 
-LAST_RECV_FILE = "last_recv_ns"
-"""In the journal directory: the last journaled recv_ns as of the latest segment deletion or
-clean close, so the next ``recorder_down`` gap has a start even when no segment is left."""
+if TYPE_CHECKING:  # pyarrow is imported only where Parquet is written in this process
+    from recorder._writer import PartitionWriter
+
+LOCK_FILE = "LOCK"
+"""In the journal directory: ``flock``-ed by the recorder and its writer process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +76,10 @@ class StorageStats:
     """Messages journaled but not yet in a sealed Parquet file."""
     journal_segments: int
     sealed_files: int
+    writer_peak_rss_kb: int = 0
+    """Peak RSS (``VmHWM``) of the writer process as last reported (0: thread writer)."""
+    writer_cpu_ms: int = 0
+    """CPU time of the writer process as last reported (0: thread writer)."""
 
 
 class Storage:
@@ -61,7 +87,9 @@ class Storage:
 
     ``rotate_s``, ``max_partition_bytes`` (payload bytes) and ``queue_max`` (batches of up to
     ``batch_max`` messages) configure the writer, ``fsync`` the journal; pass ``journal`` or
-    ``writer`` configs for every tunable (they then take precedence). All methods except
+    ``writer`` configs for every tunable (they then take precedence); ``handover_interval_s``
+    spaces out the batch handovers of :meth:`flush` (the journal is written every time).
+    All methods except
     :meth:`open` and :meth:`close` run on the event loop thread and never block on the writer.
     """
 
@@ -69,20 +97,31 @@ class Storage:
                  max_partition_bytes: int = 256 << 20, queue_max: int = 32,
                  fsync: FsyncPolicy = "interval", batch_max: int = 2048,
                  journal: JournalConfig | None = None,
-                 writer: WriterConfig | None = None) -> None:
+                 writer: WriterConfig | None = None, lock_timeout_s: float = 60.0,
+                 handover_interval_s: float = 0.0) -> None:
         self.archive = Path(archive)
         self.journal_config = journal or JournalConfig(fsync=fsync)
         self.writer_config = writer or WriterConfig(
             rotate_s=rotate_s, max_partition_bytes=max_partition_bytes, queue_max=queue_max)
         self.batch_max = batch_max
+        self.lock_timeout_s = lock_timeout_s
+        self.handover_interval_s = handover_interval_s
+        self._handed_over = 0.0
         self._journal: Journal | None = None
-        self._writer: PartitionWriter | None = None
+        self._writer: PartitionWriter | ProcessWriter | None = None
+        self._lock_fd = -1
+        self._writer_rss_kb = 0
+        self._writer_cpu_ms = 0
+        self._stream_bytes: dict[str, bytes] = {}
         self._batch: list[Message] = []
+        self._records: list[bytes] = []
         self._batch_segment = 0
         self._gaps: list[Gap] = []
         self._gap_segment = 0
         self._drops: dict[str, tuple[int, int, int]] = {}
         self._pinned: int | None = None
+        self._spill: Spill | None = None
+        self._gaps_dropped = False
         self._last_recv = 0
         self._deleted_below = 0
         self._messages = 0
@@ -96,7 +135,8 @@ class Storage:
         return self.archive / layout.JOURNAL_DIR
 
     def open(self) -> RecoveryReport:
-        """Create the layout, recover the journal into Parquet, start the writer thread."""
+        """Create the layout, lock the archive, recover the journal into Parquet, start the
+        writer (process or thread per ``WriterConfig.mode``)."""
         root = self.archive
         if self._journal is not None:
             raise ArchiveError(f"archive {root} is already open")
@@ -109,34 +149,80 @@ class Storage:
             probe = self.journal_dir / ".write-probe"
             probe.write_bytes(b"")
             probe.unlink()
-            removed = sweep_tmp(root / layout.STREAMS_DIR) + sweep_tmp(root / layout.GAPS_DIR)
         except OSError as exc:
             raise archive_error(exc, "open archive", root) from exc
-        use_system_allocator()  # bounded RSS for a long-running recorder
+        # A writer process left by a killed recorder may still be finishing: wait for it.
+        self._lock_fd = lock_archive(self.journal_dir / LOCK_FILE, self.lock_timeout_s)
+        try:
+            return self._open_locked()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _open_locked(self) -> RecoveryReport:
+        root = self.archive
+        self._spill = Spill(self.journal_dir / SPILL_FILE)
+        self._spill.remove()  # a crash left it: the journal recovery below covers its rows
         segments = list_segments(self.journal_dir)
-        report = recover_segments(root, segments, self.writer_config)
-        report.tmp_removed = removed
+        first = segments[-1][0] + 1 if segments else 0
+        writer: PartitionWriter | ProcessWriter
+        if self.writer_config.mode == "process" and segments:
+            # The writer process sweeps and recovers first (this process has the lock).
+            writer = ProcessWriter(root, self.writer_config, self._lock_fd, recover=True)
+            writer.start()
+            report = writer.recovery or RecoveryReport()
+        elif self.writer_config.mode == "process":
+            # Nothing to recover: no need to wait for the writer's start-up (~0.5 s).
+            report = RecoveryReport(tmp_removed=self._sweep())
+            writer = ProcessWriter(root, self.writer_config, self._lock_fd)
+            writer.start(wait=False)
+        else:
+            from recorder._recovery import recover_segments
+            from recorder._writer import PartitionWriter, use_system_allocator
+
+            removed = self._sweep()
+            use_system_allocator()  # bounded RSS for a long-running recorder
+            report = recover_segments(root, segments, self.writer_config)
+            report.tmp_removed = removed
+            writer = PartitionWriter(root, self.writer_config)
         # Segments whose rows were all sealed are gone: the marker file remembers their end.
         marker = self._read_last_recv()
         if marker is not None and (report.last_recv_ns or 0) < marker:
             report.last_recv_ns = marker
         self._last_recv = report.last_recv_ns or 0
-        first = segments[-1][0] + 1 if segments else 0
-        self._journal = Journal(self.journal_dir, first, self.journal_config)
-        self._deleted_below = first
-        self._writer = PartitionWriter(root, self.writer_config)
-        self._writer.start()
+        try:
+            self._journal = Journal(self.journal_dir, first, self.journal_config)
+            self._deleted_below = first
+            if not isinstance(writer, ProcessWriter):
+                writer.start()
+        except BaseException:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            if isinstance(writer, ProcessWriter):
+                writer.kill()
+            raise
+        self._writer = writer
         return report
+
+    def _sweep(self) -> int:
+        root = self.archive
+        try:
+            return sweep_tmp(root / layout.STREAMS_DIR) + sweep_tmp(root / layout.GAPS_DIR)
+        except OSError as exc:
+            raise archive_error(exc, "open archive", root) from exc
 
     def append(self, msgs: Sequence[Message]) -> None:
         """Journal ``msgs`` and queue them for the writer; never blocks on the writer."""
         journal = self._live_journal()
         if not msgs:
             return
-        segment = journal.append(msgs)
+        record = encode_batch(msgs, self._stream_bytes)
+        segment = journal.append_record(record, msgs[-1].recv_ns)
         if not self._batch:
             self._batch_segment = segment
         self._batch.extend(msgs)
+        self._records.append(record)
         self._messages += len(msgs)
         if len(self._batch) >= self.batch_max:
             self._submit()
@@ -148,9 +234,17 @@ class Storage:
         self._queue_gap(gap, journal.append_gap(gap))
 
     def flush(self, now_ns: int | None = None) -> None:
-        """Write the journal buffer to the OS, hand the batch over, seal due windows."""
+        """Write the journal buffer to the OS; hand the batch over and seal due windows
+        unless that was done less than ``handover_interval_s`` ago (a full batch is handed
+        over by :meth:`append` at once). Each handover wakes the writer process: at a few
+        thousand messages a second, one a second instead of ten cut the recorder's CPU per
+        message by ~13% (66.5 -> 57.7 us at 5k msgs/s)."""
         journal = self._live_journal()
         journal.flush()
+        mono = time.monotonic()
+        if mono - self._handed_over < self.handover_interval_s:
+            return
+        self._handed_over = mono
         self._submit()
         writer = self._writer
         assert writer is not None
@@ -168,28 +262,67 @@ class Storage:
             return None
         self._journal = self._writer = None
         try:
+            return self._close(journal, writer, timeout)
+        finally:
+            if isinstance(writer, ProcessWriter):
+                self._writer_rss_kb = writer.peak_rss_kb
+                self._writer_cpu_ms = writer.cpu_ms
+            self._unlock()
+
+    def _close(self, journal: Journal, writer: PartitionWriter | ProcessWriter,
+               timeout: float) -> RecoveryReport | None:
+        catch_up = None
+        try:
             if writer.error is None and not writer.put_blocking(
-                    self._batch, [], self._batch_segment, timeout):
-                self._note_drop(self._batch, self._batch_segment)
-            self._batch = []
+                    self._batch, [], self._batch_segment, timeout, records=self._records):
+                self._note_drop(self._batch, self._batch_segment, self._records)
+            self._batch, self._records = [], []
             self._end_drop_episode(journal)
             if writer.error is None and not writer.put_blocking(
                     [], self._gaps, self._gap_segment, timeout) and self._gaps:
                 pinned = self._pinned
                 self._pinned = self._gap_segment if pinned is None else min(pinned,
                                                                             self._gap_segment)
+                self._gaps_dropped = True
             self._gaps = []
-            writer.close(timeout)
+            journal.close()  # on disk before the catch-up below reads it
+            if isinstance(writer, ProcessWriter):
+                catch_up = self._close_process_writer(writer, timeout)
+            else:
+                writer.close(timeout)
         finally:
             journal.close()
-        catch_up = None
-        if self._pinned is not None:
+            if self._spill is not None:
+                self._spill.close()
+        if self._pinned is not None and not isinstance(writer, ProcessWriter):
+            from recorder._recovery import recover_segments
+
             catch_up = recover_segments(self.archive, list_segments(self.journal_dir),
                                         self.writer_config)
-        else:
+        elif self._pinned is None:
             self._delete_all(journal)
         self._write_last_recv(max(journal.last_recv_ns, self._last_recv))
         return catch_up
+
+    def _close_process_writer(self, writer: ProcessWriter,
+                              timeout: float) -> RecoveryReport | None:
+        """Close the writer process; it restores queue drops from the spill file when that
+        holds all of them (else from the journal)."""
+        spill = self._spill
+        if self._pinned is None:
+            return writer.close(timeout)
+        if spill is None or not spill.usable or self._gaps_dropped:
+            return writer.close(timeout, recover=True)
+        spill.close()
+        report = writer.close(timeout, spill=spill.path)
+        spill.remove()
+        self._pinned = None  # every dropped row is sealed now: the journal can go
+        return report
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
     @property
     def stats(self) -> StorageStats:
@@ -206,6 +339,10 @@ class Storage:
             journal_lag_messages=max(0, self._messages - sealed),
             journal_segments=(journal.index - self._deleted_below + 1) if journal else 0,
             sealed_files=writer.parts.sealed_files if writer else 0,
+            writer_peak_rss_kb=(writer.peak_rss_kb if isinstance(writer, ProcessWriter)
+                                else self._writer_rss_kb),
+            writer_cpu_ms=(writer.cpu_ms if isinstance(writer, ProcessWriter)
+                           else self._writer_cpu_ms),
         )
 
     def _live_journal(self) -> Journal:
@@ -221,11 +358,12 @@ class Storage:
         assert writer is not None
         if self._batch:
             batch, self._batch = self._batch, []
-            if writer.submit(batch, self._batch_segment):
+            records, self._records = self._records, []
+            if writer.submit(batch, self._batch_segment, records):
                 assert self._journal is not None
                 self._end_drop_episode(self._journal)
             else:
-                self._note_drop(batch, self._batch_segment)
+                self._note_drop(batch, self._batch_segment, records)
         if self._gaps and writer.submit_gaps(self._gaps, self._gap_segment):
             self._gaps = []
 
@@ -235,8 +373,11 @@ class Storage:
         self._gaps.append(gap)
         self._gap_count += 1
 
-    def _note_drop(self, batch: Sequence[Message], segment: int) -> None:
+    def _note_drop(self, batch: Sequence[Message], segment: int,
+                   records: Sequence[bytes]) -> None:
         self._dropped += len(batch)
+        if self._spill is not None and self.writer_config.mode == "process":
+            self._spill.add(records)
         if self._pinned is None:
             self._pinned = segment
         drops = self._drops
@@ -254,7 +395,8 @@ class Storage:
                       recovered=True)
             self._queue_gap(gap, journal.append_gap(gap))
 
-    def _delete_sealed_segments(self, journal: Journal, writer: PartitionWriter) -> None:
+    def _delete_sealed_segments(self, journal: Journal,
+                                writer: PartitionWriter | ProcessWriter) -> None:
         safe = writer.safe_segment
         if safe is None:
             return
@@ -281,26 +423,10 @@ class Storage:
             raise archive_error(exc, "sync journal directory", self.journal_dir) from exc
 
     def _write_last_recv(self, last_recv_ns: int) -> None:
-        if not last_recv_ns:
-            return
-        path = self.journal_dir / LAST_RECV_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "w", encoding="ascii") as f:
-                f.write(str(last_recv_ns))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            fsync_dir(path.parent)
-        except OSError as exc:
-            raise archive_error(exc, "write", path) from exc
+        write_last_recv(self.journal_dir, last_recv_ns)
 
     def _read_last_recv(self) -> int | None:
-        try:
-            text = (self.journal_dir / LAST_RECV_FILE).read_text(encoding="ascii").strip()
-        except OSError:
-            return None
-        return int(text) if text.isdigit() else None
+        return read_last_recv(self.journal_dir)
 
 
-__all__ = ["LAST_RECV_FILE", "Storage", "StorageStats"]
+__all__ = ["LAST_RECV_FILE", "LOCK_FILE", "Storage", "StorageStats"]

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +29,12 @@ from recorder._partition import (
     recorder_version,
     write_gaps_file,
 )
+from recorder._writer_config import WriterConfig, WriterMode
 from schemas import layout
 from schemas.errors import ArchiveError, StreamNameError
 from schemas.message import WILDCARD_STREAM, Gap, GapKind, Message
 
 _NS = 1_000_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class WriterConfig:
-    """Rotation and memory tunables (sizes count raw payload bytes, not file bytes)."""
-
-    rotate_s: float = 900.0
-    max_partition_bytes: int = 256 << 20
-    row_group_bytes: int = 2 << 20
-    memory_budget_bytes: int = 16 << 20
-    max_open_files: int = 128
-    compression_level: int = 3
-    queue_max: int = 32
-
 
 class _GapBuffer:
     __slots__ = ("gaps", "min_segment", "seal_at")
@@ -337,8 +323,12 @@ class PartitionWriter:
         """Batches waiting in the queue."""
         return self._queue.qsize()
 
-    def submit(self, msgs: Sequence[Message], segment: int) -> bool:
-        """Hand a batch to the thread without blocking; ``False`` if the queue is full."""
+    def submit(self, msgs: Sequence[Message], segment: int,
+               records: Sequence[bytes] | None = None) -> bool:
+        """Hand a batch to the thread without blocking; ``False`` if the queue is full.
+
+        ``records`` (the batch's journal records) are what the process writer is fed; the
+        thread takes ``msgs`` as they are."""
         return self._put(("m", msgs, segment))
 
     def submit_gaps(self, gaps: Sequence[Gap], segment: int) -> bool:
@@ -350,7 +340,7 @@ class PartitionWriter:
         return self._put(("t", now_ns, None))
 
     def put_blocking(self, msgs: Sequence[Message], gaps: Sequence[Gap], segment: int,
-                     timeout: float) -> bool:
+                     timeout: float, records: Sequence[bytes] | None = None) -> bool:
         """Enqueue at close time, waiting up to ``timeout`` s; ``False`` if still full."""
         try:
             if msgs:
@@ -469,5 +459,6 @@ def _stream_files(root: Path, stream: str) -> list[Path]:
     return list(base.glob(f"date=*/*{layout.PARTITION_SUFFIX}")) if base.is_dir() else []
 
 
-__all__ = ["PartitionSet", "PartitionWriter", "WriterConfig", "use_system_allocator",
+__all__ = ["PartitionSet", "PartitionWriter", "WriterConfig", "WriterMode",
+           "use_system_allocator",
            "write_partition", "write_partitions"]

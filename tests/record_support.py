@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from recorder import Recorder, RecorderConfig
 from replay.sim.config import SimConfig
 from replay.sim.exchange import SimExchange
 from replay.wire.sendlog import SentFrame
+from schemas.formatters import restore_raw_column
 from schemas.message import Gap, GapKind
 
 FAST = {
@@ -72,11 +74,22 @@ def stream_rows(archive: Path, stream: str) -> list[tuple[int, int, int, str, st
     con = duckdb.connect()
     try:
         rows = con.execute(
-            "SELECT recv_ns, conn_id, seq, source, raw FROM read_parquet(?) "
+            "SELECT recv_ns, conn_id, seq, source FROM read_parquet(?) "
             "ORDER BY recv_ns, conn_id, seq", [[str(f) for f in files]]).fetchall()
     finally:
         con.close()
-    return [(int(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4])) for r in rows]
+    # The live writer may store raw as null where the parsed columns re-derive it exactly
+    # (schemas.storage.prepare_for_storage): restore it, as every reader does.
+    restored: dict[tuple[int, int, int], list[str]] = {}
+    for f in files:
+        for batch in pq.read_table(f).to_batches():
+            raws = restore_raw_column(stream, batch).to_pylist()
+            keys = zip(*(batch.column(c).to_pylist() for c in ("recv_ns", "conn_id", "seq")),
+                       strict=True)
+            for key, raw in zip(keys, raws, strict=True):
+                restored.setdefault(key, []).append(str(raw))
+    return [(int(r[0]), int(r[1]), int(r[2]), str(r[3]),
+             restored[(int(r[0]), int(r[1]), int(r[2]))].pop(0)) for r in rows]
 
 
 def gap_rows(archive: Path) -> list[Gap]:

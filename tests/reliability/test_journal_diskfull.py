@@ -50,6 +50,9 @@ CHILD = textwrap.dedent("""
     T0 = 1_771_200_000 * S
     root = Path(sys.argv[2])
     limit = int(sys.argv[3])
+    if limit:  # like `ulimit -f`: set before start, so the writer process inherits it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     st = Storage(root, journal=JournalConfig(segment_bytes=16_000, fsync="every-flush"),
                  writer=WriterConfig(rotate_s=60, row_group_bytes=8_000))
     st.open()
@@ -62,9 +65,6 @@ CHILD = textwrap.dedent("""
         if st.stats.sealed_files:
             break
         time.sleep(0.01)
-    if limit:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     try:
         for k in range(50):
             base = 6000 + k * 100

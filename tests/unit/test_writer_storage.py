@@ -14,7 +14,7 @@ import pytest
 
 from recorder._journal import Journal, JournalConfig, list_segments
 from recorder._storage import LAST_RECV_FILE, Storage
-from recorder._writer import write_partition
+from recorder._writer import PartitionWriter, WriterConfig, write_partition
 from schemas import layout
 from schemas.errors import ArchiveError
 from schemas.message import Gap, GapKind, Message
@@ -137,10 +137,12 @@ def test_open_recovers_exactly_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_queue_full_drops_are_counted_gapped_and_restored(tmp_path: Path) -> None:
-    st = Storage(tmp_path, queue_max=1, batch_max=10)
+    # The thread writer (a slow disk simulated inside it); the process writer's version is
+    # in test_writer_process.py.
+    st = Storage(tmp_path, batch_max=10, writer=WriterConfig(queue_max=1, mode="thread"))
     st.open()
     writer = st._writer
-    assert writer is not None
+    assert isinstance(writer, PartitionWriter)
     gate = threading.Event()
     real = writer._handle
 

@@ -1,0 +1,28 @@
+"""The writer's tunables, apart from the writer itself (importable without pyarrow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+WriterMode = Literal["process", "thread"]
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    """Rotation and memory tunables (sizes count raw payload bytes, not file bytes)."""
+
+    rotate_s: float = 900.0
+    max_partition_bytes: int = 256 << 20
+    row_group_bytes: int = 2 << 20
+    memory_budget_bytes: int = 16 << 20
+    max_open_files: int = 128
+    compression_level: int = 3
+    queue_max: int = 32
+    mode: WriterMode = "process"
+    """Where a live :class:`~recorder._storage.Storage` runs the writer: ``"process"`` (its
+    own interpreter, off the event loop's GIL: :mod:`recorder._writer_proc`) or
+    ``"thread"``. Recovery and ``import`` always write in the calling thread."""
+
+
+__all__ = ["WriterConfig", "WriterMode"]
