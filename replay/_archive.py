@@ -18,11 +18,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from replay._partitions import listed_inputs, split_superseded
+from replay._rowgroups import batches_of, clip, may_lack_raw, row_groups_in
 from schemas.errors import ArchiveError, CorruptDataError
 from schemas.formatters import restore_raw_column
 from schemas.layout import (
@@ -204,7 +204,7 @@ class Archive:
         try:
             with self.filesystem.open_input_file(part.path) as handle:
                 pfile = pq.ParquetFile(handle)
-                groups = _row_groups_in(pfile.metadata, start, end)
+                groups = row_groups_in(pfile.metadata, start, end)
                 if not groups:
                     return
                 missing = [c for c in columns if c not in pfile.schema_arrow.names]
@@ -212,12 +212,12 @@ class Archive:
                     raise CorruptDataError(
                         f"corrupt partition {part.path}: missing column(s) {', '.join(missing)}"
                     )
-                restoring = "raw" in columns and _may_lack_raw(pfile.metadata, groups)
+                restoring = "raw" in columns and may_lack_raw(pfile.metadata, groups)
                 read = list(columns)
                 if (start is not None or end is not None) and "recv_ns" not in read:
                     read = [*read, "recv_ns"]
-                for batch in _batches(pfile, groups, read, self.batch_rows, restoring):
-                    window = _clip(batch, start, end)
+                for batch in batches_of(pfile, groups, read, self.batch_rows, restoring):
+                    window = clip(batch, start, end)
                     if restoring and window.column("raw").null_count:
                         raw = restore_raw_column(part.stream, window)
                         window = window.set_column(
@@ -268,94 +268,6 @@ class Archive:
                     found.extend(_gaps_of(batch, part.path, wanted, start, end))
         found.sort(key=lambda g: (g.start_ns, g.end_ns, g.stream))
         return found
-
-
-def _row_groups_in(meta: pq.FileMetaData, start: int | None, end: int | None) -> list[int]:
-    """Row groups that may hold ``recv_ns`` in ``[start, end)`` (by column statistics)."""
-    groups = list(range(meta.num_row_groups))
-    if start is None and end is None:
-        return groups
-    try:
-        col = meta.schema.to_arrow_schema().get_field_index("recv_ns")
-    except (pa.ArrowException, KeyError):
-        return groups
-    if col < 0:
-        return groups
-    kept = []
-    for g in groups:
-        stats = meta.row_group(g).column(col).statistics
-        if stats is None or not stats.has_min_max:
-            kept.append(g)
-            continue
-        lo, hi = stats.min, stats.max
-        if not isinstance(lo, int) or not isinstance(hi, int):
-            kept.append(g)
-            continue
-        if (end is None or lo < end) and (start is None or hi >= start):
-            kept.append(g)
-    return kept
-
-
-def _batches(
-    pfile: pq.ParquetFile,
-    groups: list[int],
-    columns: list[str],
-    batch_rows: int,
-    restoring: bool,
-) -> Iterator[pa.RecordBatch]:
-    """Batches of ``columns`` of ``groups``; with ``restoring``, every column from the first
-    batch in which ``raw`` is null on.
-
-    DESIGN.md storage budget: ``raw`` is null where the typed columns re-encode to the
-    received text, and only then are those columns needed. Reading just the asked columns
-    until then keeps a file that stores ``raw`` on every row as cheap to read as before
-    (``raw`` has no statistics, so the footer cannot tell).
-    """
-    done = 0
-    for batch in pfile.iter_batches(batch_size=batch_rows, row_groups=groups, columns=columns,
-                                    use_threads=False):  # one reader thread is enough
-        if restoring and batch.column("raw").null_count:
-            break
-        done += batch.num_rows
-        yield batch
-    else:
-        return
-    for batch in pfile.iter_batches(batch_size=batch_rows, row_groups=groups,
-                                    columns=pfile.schema_arrow.names, use_threads=False):
-        if done >= batch.num_rows:
-            done -= batch.num_rows
-            continue
-        if done:
-            batch, done = batch.slice(done), 0
-        yield batch
-
-
-def _may_lack_raw(meta: pq.FileMetaData, groups: list[int]) -> bool:
-    """True unless the statistics prove ``raw`` has no null in ``groups``."""
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    if "raw" not in names:
-        return False
-    col = names.index("raw")
-    for g in groups:
-        stats = meta.row_group(g).column(col).statistics
-        if stats is None or not getattr(stats, "has_null_count", True) or stats.null_count:
-            return True
-    return False
-
-
-def _clip(batch: pa.RecordBatch, start: int | None, end: int | None) -> pa.RecordBatch:
-    if start is None and end is None:
-        return batch
-    recv = batch.column("recv_ns")
-    mask = None
-    if start is not None:
-        mask = pc.greater_equal(recv, pa.scalar(start, pa.int64()))
-    if end is not None:
-        below = pc.less(recv, pa.scalar(end, pa.int64()))
-        mask = below if mask is None else pc.and_(mask, below)
-    if mask is None or pc.all(mask).as_py():
-        return batch
-    return batch.filter(mask)
 
 
 def _gaps_of(

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as _compute
 
 from schemas._reference import DP_BITS, Formatter, encode_row, restore_row, unpack
-from schemas._render import Rendering, render
+from schemas._render import Rendering, arange, render
 from schemas.tables import RAW_FMT, Table
 
 # The pyarrow stubs' overloads do not cover these kernel/argument combinations (scalars mixed
@@ -189,19 +189,13 @@ def _scatter(batch: pa.RecordBatch, found: _Found) -> pa.RecordBatch:
         raw: Arr = pa.nulls(n, pa.string())
         fmt_col = codes
     else:
-        mask = pc.is_in(_arange(n), value_set=positions)
+        mask = pc.is_in(arange(n), value_set=positions)
         raw = pc.if_else(mask, pa.scalar(None, pa.string()), batch.column(i_raw))
         # Row i takes the old code, or the k-th found code (found rows are in row order).
-        pick = pc.replace_with_mask(_arange(n), mask, pc.add(_arange(len(codes)), n))
+        pick = pc.replace_with_mask(arange(n), mask, pc.add(arange(len(codes)), n))
         fmt_col = pc.take(pa.concat_arrays([batch.column(i_fmt), codes]), pick)
     batch = batch.set_column(i_raw, batch.schema.field(i_raw), raw)
     return batch.set_column(i_fmt, batch.schema.field(i_fmt), fmt_col)
-
-
-def _arange(n: int) -> Arr:
-    """``[0, 1, .., n-1]`` as int64."""
-    out: Arr = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1)
-    return out
 
 
 def drop_columnwise(table: Table, fmt: Formatter, batch: pa.RecordBatch,
@@ -237,7 +231,7 @@ def _render_each(fmt: Formatter, columns: dict[str, Arr], codes: Arr, max_codes:
         rendering = _render_code(fmt, columns, code)
         if rendering is None:
             return pa.nulls(n, pa.string()), pa.nulls(n, pa.int64())
-        return rendering.text, _code_column(fmt, code, rendering, n)
+        return rendering.text, (_code_column(fmt, code, rendering, n) if learn else codes)
     if not learn:
         codes = _merge_codes(fmt, columns, codes, distinct)
         distinct = pc.drop_null(pc.unique(codes))
@@ -294,8 +288,9 @@ def restore_columnwise(table: Table, fmt: Formatter, batch: pa.RecordBatch) -> A
     raw = batch.column("raw")
     if raw.null_count == 0:
         return raw
-    missing = pc.indices_nonzero(pc.is_null(raw))
-    sub = batch if len(missing) == batch.num_rows else batch.take(missing)
+    every = raw.null_count == batch.num_rows  # the live layout: no row keeps its raw
+    missing = None if every else pc.indices_nonzero(pc.is_null(raw))
+    sub = batch if missing is None else batch.take(missing)
     if table.is_array:
         text = _render_arrays(table, fmt, sub)
     else:
@@ -303,10 +298,10 @@ def restore_columnwise(table: Table, fmt: Formatter, batch: pa.RecordBatch) -> A
         text = _render_codes(fmt, columns, sub.column(RAW_FMT), MAX_CODES)
     if text.null_count:  # the reference renders these (or raises CorruptDataError)
         slow = pc.indices_nonzero(pc.is_null(text))
-        redone = pa.array(_restore_rows(table, fmt, batch, pc.take(missing, slow).to_pylist()),
-                          pa.string())
+        rows = slow if missing is None else pc.take(missing, slow)
+        redone = pa.array(_restore_rows(table, fmt, batch, rows.to_pylist()), pa.string())
         text = pc.replace_with_mask(text, pc.is_null(text), redone)
-    if len(missing) == batch.num_rows:
+    if missing is None:
         return text
     out: Arr = pc.replace_with_mask(raw, pc.is_null(raw), text)
     return out

@@ -16,6 +16,7 @@ symbol (BINANCE.md section 3), so a whole batch of a stream renders with one or 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -38,12 +39,40 @@ _DICTIONARY_MIN_REPEAT = 3
 """A float column is formatted per distinct value when its values repeat this often."""
 # orjson escapes '"', '\\' and the C0 controls and writes every other character as UTF-8.
 _NEEDS_ESCAPE = '["\\\\\\x00-\\x1f]'
+_BOOL_TEXT = pa.array(["false", "true"], pa.string())
+"""JSON booleans, indexed by ``int8(value)``."""
 
 # The pyarrow stubs' overloads do not cover these kernel/argument combinations (scalars mixed
 # with arrays, string joins, dictionary arrays); the kernels check their inputs at run time.
 pc: Any = _compute
 Arr: TypeAlias = "pa.Array[Any]"
-Piece: TypeAlias = "pa.Array[Any] | str"
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """Text picked per row from a few distinct strings: ``take(values, indices)``.
+
+    The element-wise join of a row's pieces costs about the same per piece whether it is an
+    array or a literal, so :func:`_join` glues the literals next to a ``Taken`` onto its few
+    ``values`` first (one short join) and the row join gets fewer pieces.
+    """
+
+    values: Arr
+    indices: Arr
+
+    def text(self) -> Arr:
+        """The strings per row (null where the index or the picked value is null)."""
+        out: Arr = pc.take(self.values, self.indices)
+        return out
+
+    def wrap(self, before: str, after: str) -> Taken:
+        """``before + text + after`` per row, joined on the distinct values only."""
+        values: Arr = pc.binary_join_element_wise(before, self.values, after, "",
+                                                  null_handling="emit_null")
+        return Taken(values, self.indices)
+
+
+Piece: TypeAlias = "pa.Array[Any] | str | Taken"
 
 
 @dataclass
@@ -62,20 +91,58 @@ class Rendering:
     present: dict[int, Arr] = field(default_factory=dict)
 
 
-def _join(pieces: Sequence[Piece], n: int) -> Arr:
-    """Concatenate pieces element-wise; null where any piece is null."""
+def _merge(pieces: Sequence[Piece]) -> list[Piece]:
+    """``pieces`` with adjacent literals concatenated, empty ones dropped and the literals
+    next to each :class:`Taken` glued onto it."""
     merged: list[Piece] = []
     for p in pieces:
-        if isinstance(p, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += p
-        elif not (isinstance(p, str) and not p):
-            merged.append(p)
-    if all(isinstance(p, str) for p in merged):
-        return pa.array(["".join(str(p) for p in merged)] * n, pa.string())
+        if isinstance(p, str):
+            if not p:
+                continue
+            if merged and isinstance(merged[-1], str):
+                merged[-1] += p
+                continue
+            if merged and isinstance(merged[-1], Taken):
+                merged[-1] = merged[-1].wrap("", p)
+                continue
+        elif isinstance(p, Taken) and merged and isinstance(merged[-1], str):
+            p = p.wrap(str(merged.pop()), "")
+        merged.append(p)
+    return merged
+
+
+def _array(piece: Piece, n: int) -> Arr:
+    if isinstance(piece, Taken):
+        return piece.text()
+    if isinstance(piece, str):
+        return pa.array([piece] * n, pa.string())
+    return piece
+
+
+def _join(pieces: Sequence[Piece], n: int) -> Arr:
+    """Concatenate pieces element-wise; null where any piece is null."""
+    merged = _merge(pieces)
+    if not merged:
+        return _array("", n)
     if len(merged) == 1:
-        return merged[0]  # type: ignore[return-value]
-    out: Arr = pc.binary_join_element_wise(*merged, "", null_handling="emit_null")
+        return _array(merged[0], n)
+    args = [p.text() if isinstance(p, Taken) else p for p in merged]
+    out: Arr = pc.binary_join_element_wise(*args, "", null_handling="emit_null")
     return out
+
+
+def _may_be_null(piece: Piece) -> bool:
+    if isinstance(piece, str):
+        return False
+    if isinstance(piece, Taken):
+        return bool(piece.indices.null_count or piece.values.null_count)
+    return bool(piece.null_count)
+
+
+def _all_null(piece: Piece, n: int) -> bool:
+    if isinstance(piece, Taken):
+        return piece.indices.null_count == n or piece.values.null_count == len(piece.values)
+    return not isinstance(piece, str) and piece.null_count == n
 
 
 def _or(a: Arr | None, b: Arr | None) -> Arr | None:
@@ -97,7 +164,7 @@ def fixed_pieces(values: Arr, dp: int) -> tuple[list[Piece], Arr | None]:
 
     Prices and quantities repeat a lot within a batch (a book moves by ticks), so a column with
     few distinct values is formatted once per value (Arrow hashes floats by their bits, so
-    ``-0.0`` and ``0.0`` stay apart) and taken back by index.
+    ``-0.0`` and ``0.0`` stay apart) and taken back by index (a :class:`Taken` piece).
     """
     if len(values) >= _DICTIONARY_MIN_ROWS:
         encoded = pc.dictionary_encode(values)
@@ -106,18 +173,18 @@ def fixed_pieces(values: Arr, dp: int) -> tuple[list[Piece], Arr | None]:
             return [format(distinct[0].as_py(), f".{dp}f")], None
         if len(distinct) * _DICTIONARY_MIN_REPEAT <= len(values):
             pieces, unsure = _digits(distinct, dp)
-            text = pc.take(_join(pieces, len(distinct)), encoded.indices)
             if unsure is not None:
                 unsure = pc.fill_null(pc.take(unsure, encoded.indices), False)
                 if not _any(unsure):
                     unsure = None
-            return [text], unsure
+            return [Taken(_join(pieces, len(distinct)), encoded.indices)], unsure
     return _digits(values, dp)
 
 
 def _digits(values: Arr, dp: int) -> tuple[list[Piece], Arr | None]:
-    """:func:`fixed_pieces` computed value by value: sign and integer part, then ``"."`` and
-    the zero-padded fraction."""
+    """:func:`fixed_pieces` computed value by value: the digits of ``|round(v * 10**dp)|``
+    zero-padded to ``dp + 1`` of them, ``"."`` inserted ``dp`` digits from the end, and the
+    sign."""
     if dp > _MAX_EXACT_DP:
         return [pa.nulls(len(values), pa.string())], pc.is_valid(values)
     r = pc.multiply(values, 10.0 ** dp) if dp else values
@@ -129,19 +196,16 @@ def _digits(values: Arr, dp: int) -> tuple[list[Piece], Arr | None]:
         unsure = None
     else:
         n = pc.if_else(ok, n, 0.0)
-    digits = pc.abs(pc.cast(n, pa.int64()))
-    # |n| < 10**15: from 15 places on the integer part is 0 (and 10**dp may not fit int64).
-    whole = digits if not dp else pc.divide(digits, 10 ** dp) if dp < 15 else pc.multiply(digits, 0)
-    head = pc.cast(whole, pa.string())
+    text = pc.cast(pc.abs(pc.cast(n, pa.int64())), pa.string())
+    if dp:  # |n| < 10**15 digits: "12345" -> "123.45", "5" -> "0.05" (dp 2)
+        text = pc.binary_replace_slice(pc.ascii_lpad(text, width=dp + 1, padding="0"),
+                                       start=-dp, stop=-dp, replacement=".")
     negative = pc.less(values.view(pa.int64()), 0)  # the sign bit: -0.0 renders "-0.00"
     if pc.any(negative).as_py():
-        head = pc.if_else(negative, pc.binary_join_element_wise("-", head, ""), head)
+        text = pc.if_else(negative, pc.binary_join_element_wise("-", text, ""), text)
     if unsure is not None:
-        head = pc.if_else(unsure, pa.scalar(None, pa.string()), head)
-    if not dp:
-        return [head], unsure
-    frac = pc.subtract(digits, pc.multiply(whole, 10 ** dp)) if dp < 15 else digits
-    return [head, ".", pc.ascii_lpad(pc.cast(frac, pa.string()), width=dp, padding="0")], unsure
+        text = pc.if_else(unsure, pa.scalar(None, pa.string()), text)
+    return [text], unsure
 
 
 def fixed(values: Arr, dp: int) -> tuple[Arr, Arr | None]:
@@ -166,8 +230,30 @@ def _ns(values: Arr) -> Arr:
     """Epoch ns as the Binance epoch ms integer; null unless a whole number of ms."""
     ms = pc.divide(values, NS_PER_MS)
     whole = pc.equal(pc.multiply(ms, NS_PER_MS), values)
-    out: Arr = pc.if_else(whole, pc.cast(ms, pa.string()), pa.scalar(None, pa.string()))
+    out: Arr = pc.cast(ms, pa.string())
+    if pc.all(whole).as_py():  # the usual case (nulls are null text either way)
+        return out
+    out = pc.if_else(whole, out, pa.scalar(None, pa.string()))
     return out
+
+
+def _constant(values: Arr, kind: str) -> str | None:
+    """The text of a column without nulls whose rows all hold one value (a symbol, ``st``,
+    the next funding time, ...), or None."""
+    if kind in (I64, I32, NS):
+        low, high = (v.as_py() for v in pc.min_max(values).values())
+        if low != high:
+            return None
+        value: int = low
+        if kind != NS:
+            return str(value)
+        ms, rest = divmod(value, NS_PER_MS)  # as the reference: whole ms, else no text
+        return None if rest else str(ms)
+    if kind in (STR, BOOL):
+        first = values[0]
+        if pc.all(pc.equal(values, first)).as_py():
+            return _literal(first.as_py())
+    return None
 
 
 def _json_string(values: Arr) -> tuple[Arr, Arr | None]:
@@ -182,7 +268,7 @@ def _json_string(values: Arr) -> tuple[Arr, Arr | None]:
 def _rows_with(flat_mask: Arr, lists: Arr, n: int) -> Arr:
     """Rows of ``lists`` holding at least one element where ``flat_mask`` (flattened) is true."""
     parents = pc.filter(pc.list_parent_indices(lists), flat_mask)
-    out: Arr = pc.is_in(pa.array(range(n), pa.int64()), value_set=pc.cast(parents, pa.int64()))
+    out: Arr = pc.is_in(arange(n), value_set=pc.cast(parents, pa.int64()))
     return out
 
 
@@ -195,28 +281,36 @@ class _Renderer:
         self.n = n
         self.unsure: Arr | None = None
 
-    def parts(self, parts: Sequence[Part]) -> tuple[Arr, list[tuple[int, Arr]]]:
-        """The text of a sequence of parts, and the rows where each F64 slot has values."""
+    def parts(self, parts: Sequence[Part]) -> tuple[list[Piece], list[tuple[int, Arr]]]:
+        """The pieces of a sequence of parts, and the rows where each F64 slot has values."""
         pieces: list[Piece] = []
         slots: list[tuple[int, Arr]] = []
         for part in parts:
             if isinstance(part, str):
                 pieces.append(part)
             elif isinstance(part, list):
-                group, inner = self.parts(part)
+                inner, inner_slots = self.parts(part)
                 # Reference: a group is written only when all its values are non-null.
-                written = pc.is_valid(group)
-                slots += [(s, pc.and_(mask, written)) for s, mask in inner]
-                pieces.append(pc.fill_null(group, ""))
+                if any(_all_null(p, self.n) for p in inner):  # a key never sent: no text
+                    never = pa.repeat(pa.scalar(False), self.n)
+                    slots += [(s, never) for s, _ in inner_slots]
+                elif not any(_may_be_null(p) for p in inner):  # always sent: its own pieces
+                    pieces += inner
+                    slots += inner_slots
+                else:
+                    group = _join(inner, self.n)
+                    written = pc.is_valid(group)
+                    slots += [(s, pc.and_(mask, written)) for s, mask in inner_slots]
+                    pieces.append(pc.fill_null(group, ""))
             elif len(part.cols) == 2:
                 text, nonempty = self._levels(part)
-                pieces.append(text)
+                pieces += text
                 slots += [(s, nonempty) for s in part.slots]
             else:
                 pieces += self._scalar(part)
                 if part.slots[0] >= 0:
                     slots.append((part.slots[0], pc.is_valid(self.columns[part.cols[0].name])))
-        return _join(pieces, self.n), slots
+        return pieces, slots
 
     def _flag(self, unsure: Arr | None) -> None:
         self.unsure = _or(self.unsure, unsure)
@@ -230,22 +324,24 @@ class _Renderer:
             pieces, unsure = fixed_pieces(values, self.dps[part.slots[0]])
             self._flag(unsure)
             return ['"', *pieces, '"']  # BINANCE.md section 3: decimal strings
-        if col.kind in (STR, I32, BOOL) and self.n >= _DICTIONARY_MIN_ROWS \
-                and not values.null_count and pc.count_distinct(values).as_py() == 1:
-            return [_literal(values[0].as_py())]  # symbol, st, ...: one value per stream
+        if self.n >= _DICTIONARY_MIN_ROWS and not values.null_count:
+            constant = _constant(values, col.kind)
+            if constant is not None:
+                return [constant]
         if col.kind == NS:
             return [_ns(values)]
         if col.kind in (I64, I32):
             return [pc.cast(values, pa.string())]
         if col.kind == BOOL:
-            return [pc.if_else(values, "true", "false")]
+            return [Taken(_BOOL_TEXT, pc.cast(values, pa.int8()))]
         assert col.kind == STR, col
         text, unsure = _json_string(values)
         self._flag(unsure)
         return [text]
 
-    def _levels(self, part: Field) -> tuple[Arr, Arr]:
-        """``[["price","qty"],..]`` per row (BINANCE.md section 3, depthUpdate levels)."""
+    def _levels(self, part: Field) -> tuple[list[Piece], Arr]:
+        """``[["price","qty"],..]`` per row as pieces (BINANCE.md section 3, depthUpdate
+        levels), and the rows with at least one level."""
         prices = self.columns[part.cols[0].name]
         qtys = self.columns[part.cols[1].name]
         same = pc.equal(pc.list_value_length(prices), pc.list_value_length(qtys))
@@ -268,15 +364,35 @@ class _Renderer:
                                     pc.cast(pc.cumulative_sum(pc.multiply(lengths, 2)),
                                             pa.int32())])
         mask = pc.is_null(prices) if prices.null_count else None
-        rows = pa.ListArray.from_arrays(offsets, pc.take(strings, picks), mask=mask)
+        level_text = pc.take(strings, picks)
         if up is not None or uq is not None:
             flat_unsure = _or(_pick(up, prices_flat.indices), _pick(uq, qtys_flat.indices))
             self._flag(_rows_with(flat_unsure, prices, self.n))  # type: ignore[arg-type]
-        nonempty = pc.greater(pc.list_value_length(prices), 0)  # null for a null list
-        joined = pc.binary_join(rows, "")  # null if a value is null, as the reference
-        inner = _join(["[", pc.utf8_slice_codeunits(joined, 0, -1), "]"], self.n)
-        text = pc.if_else(nonempty, inner, "[]")
-        return text, pc.fill_null(nonempty, False)
+        nonempty = pc.fill_null(pc.greater(pc.list_value_length(prices), 0), False)
+        # Null for a null list or a null level, as the reference; "" (so "[]") for no level.
+        joined = pc.utf8_slice_codeunits(_concat_rows(level_text, offsets, mask), 0, -1)
+        return ["[", joined, "]"], nonempty
+
+
+def _concat_rows(strings: Arr, offsets: Arr, mask: Arr | None) -> Arr:
+    """Row ``i``: ``strings[offsets[i]:offsets[i + 1]]`` concatenated (null where ``mask``
+    or where one of them is null, as ``binary_join``).
+
+    The strings of a row lie next to each other in the data buffer of ``strings``, so their
+    concatenation is that byte range: the row's offsets are taken from the strings' own.
+    """
+    if strings.null_count or not len(strings):
+        rows = pa.ListArray.from_arrays(offsets, strings, mask=mask)  # type: ignore[call-overload]
+        joined: Arr = pc.binary_join(rows, "")
+        return joined
+    _, value_offsets, data = strings.buffers()
+    starts: Arr = pa.Array.from_buffers(pa.int32(), len(strings) + 1, [None, value_offsets],
+                                        offset=strings.offset)
+    row_offsets = pc.take(starts, offsets)
+    validity = None if mask is None else pc.invert(mask).buffers()[1]
+    out: Arr = pa.Array.from_buffers(pa.string(), len(offsets) - 1,
+                                     [validity, row_offsets.buffers()[1], data])
+    return out
 
 
 def _pick(unsure: Arr | None, indices: Arr) -> Arr | None:
@@ -284,10 +400,31 @@ def _pick(unsure: Arr | None, indices: Arr) -> Arr | None:
     return None if unsure is None else pc.fill_null(pc.take(unsure, indices), False)
 
 
+_ARANGE: list[Arr] = [pa.array([], pa.int64())]
+"""``[0, 1, ..]`` as int64, grown on demand and sliced (one slot: replaced, never mutated)."""
+
+
+def arange(n: int) -> Arr:
+    """``[0, 1, .., n-1]`` as int64 (a slice of a cached array: no work per call)."""
+    cached = _ARANGE[0]
+    if len(cached) < n:
+        size = max(n, 2 * len(cached), 1024)
+        cached = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), size)), 1)
+        _ARANGE[0] = cached
+    return cached.slice(0, n)
+
+
 def _interleave(a: Arr, b: Arr) -> Arr:
-    """``[a0, b0, a1, b1, ...]`` for two int64 arrays of one length."""
+    """``[a0, b0, a1, b1, ...]`` for two int64 arrays of one length, values in [0, 2**31)."""
     n = len(a)
-    position = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), 2 * n)), 1)
+    if sys.byteorder == "little" and not a.null_count and not b.null_count:
+        # b * 2**32 + a, read back as two int32 per value, is a then b: no per-element pass
+        # over the 2n results.
+        packed = pc.add(pc.multiply(b, 1 << 32), a)
+        pairs: Arr = pa.Array.from_buffers(pa.int32(), 2 * n, [None, packed.buffers()[1]],
+                                           offset=2 * packed.offset)
+        return pairs
+    position = arange(2 * n)
     odd = pc.bit_wise_and(position, 1)
     source = pc.add(pc.shift_right(position, 1), pc.multiply(odd, n))
     out: Arr = pc.take(pa.concat_arrays([a, b]), source)
@@ -298,10 +435,11 @@ def render(parts: Sequence[Part], columns: Mapping[str, Arr], dps: Sequence[int]
            n: int) -> Rendering:
     """Render ``n`` rows of ``columns`` (by column name) with one variant's parts and dps."""
     r = _Renderer(columns, dps, n)
-    text, slots = r.parts(parts)
+    pieces, slots = r.parts(parts)
+    text = _join(pieces, n)
     if r.unsure is not None:
         text = pc.if_else(r.unsure, pa.scalar(None, pa.string()), text)
     return Rendering(text, r.unsure, dict(slots))
 
 
-__all__ = ["Rendering", "fixed", "fixed_pieces", "render"]
+__all__ = ["Rendering", "Taken", "arange", "fixed", "fixed_pieces", "render"]

@@ -193,3 +193,41 @@ def test_raw_dropped_by_the_formatter_is_restored(tmp_path: Path) -> None:
                                                 columns=["raw"]))
     assert [b.column_names for b in window] == [["raw"]]
     assert window[0].column("raw").to_pylist() == [msgs[10].raw, msgs[11].raw]
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_row_groups_with_and_without_raw_are_read_by_their_statistics(
+        tmp_path: Path, statistics: bool) -> None:
+    # A compacted file can hold row groups that store raw next to groups that dropped it:
+    # groups proven by their statistics to store raw on every row are read with just the
+    # asked columns, the others with the typed columns too. Either way every row comes back
+    # with its exact text.
+    import pyarrow.parquet as pq
+
+    from replay._rowgroups import _runs_by_raw
+    from schemas.formatters import drop_derivable_raw
+    from schemas.layout import partition_path
+    from schemas.tables import build_batch
+
+    stream = "btcusdt@aggTrade"
+    msgs = agg_trades("BTCUSDT", T0, 60, MS)
+    full = build_batch(stream, msgs)
+    dropped = drop_derivable_raw(stream, full)
+    assert dropped.column("raw").null_count == 60
+    table = pa.Table.from_batches([full.slice(0, 20), dropped.slice(20, 20), full.slice(40, 20)])
+    path = tmp_path / partition_path(stream, T0, T0 + 59 * MS)
+    path.parent.mkdir(parents=True)
+    pq.write_table(table, path, row_group_size=20, write_statistics=statistics)
+    with pq.ParquetFile(path) as pf:
+        runs = _runs_by_raw(pf.metadata, [0, 1, 2])
+    # Without statistics a group whose raw chunk is too small to hold text is read with
+    # every column at once, the others batch by batch.
+    assert runs == ([([0], True), ([1], False), ([2], True)] if statistics
+                    else [([0], None), ([1], False), ([2], None)])
+    for batch_rows in (7, 64):
+        archive = Archive(tmp_path, batch_rows=batch_rows)
+        texts = [t for b in archive.read_stream(stream) for t in b.column("raw").to_pylist()]
+        assert texts == [m.raw for m in msgs]
+        window = archive.read_stream(stream, T0 + 15 * MS, T0 + 45 * MS, columns=["raw"])
+        assert [t for b in window for t in b.column("raw").to_pylist()] == \
+            [m.raw for m in msgs[15:45]]

@@ -304,3 +304,85 @@ def test_array_item_codes_forget_places_of_absent_keys() -> None:
     fast = _drop_columnwise(table, fmt, batch, None)
     assert ref.column("raw").null_count == len(texts)
     assert fast.column(RAW_FMT).to_pylist() == ref.column(RAW_FMT).to_pylist()
+
+
+# ---- level lists and whole-batch constants --------------------------------------------------
+
+def _depth_text(i: int, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> str:
+    def side(levels: list[tuple[str, str]]) -> str:
+        return "[" + ",".join(f'["{p}","{q}"]' for p, q in levels) + "]"
+
+    return (f'{{"e":"depthUpdate","E":{1771263510140 + i},"T":1771263510139,"s":"BTCUSDT",'
+            f'"U":{9924360134447 + i},"u":{9924360146998 + i},"pu":9924360134267,'
+            f'"b":{side(bids)},"a":{side(asks)}}}')
+
+
+def test_level_lists_restore_as_the_reference_does() -> None:
+    # Row texts of level lists are cut from the data buffer of the level strings (no join):
+    # rows with many, one or no levels, and stored rows nobody wrote (a null list, lists of
+    # different lengths, a null level, a value no decimal string gives) restore exactly as the
+    # reference does, in whole batches and in windows sliced out of them. 80 rows: T and pu
+    # are constant (rendered once), E and U vary.
+    stream = "btcusdt@depth@100ms"
+    table = table_for(stream)
+    fmt = formatter_for(table)
+    assert fmt is not None
+    texts = [_depth_text(i, [(f"{68000 + i % 7}.{i % 10}0", f"{i % 5}.{i:03d}")] * (i % 4),
+                         [("68010.00", "0.000")] * (i % 2)) for i in range(80)]
+    batch = build_batch(stream, [Message(stream, i, t, 1, i) for i, t in enumerate(texts)])
+    dropped = drop_rows(table, fmt, batch)
+    assert dropped.column("raw").null_count == len(texts)
+    assert _restore_columnwise(table, fmt, dropped).to_pylist() == texts
+    assert _restore_columnwise(table, fmt, dropped.slice(3, 50)).to_pylist() == texts[3:53]
+    rows = dropped.to_pylist()
+    rows[1]["bid_prices"] = None
+    rows[2]["bid_qtys"] = [*rows[2]["bid_qtys"], 1.0]
+    rows[3]["ask_prices"] = [None]
+    rows[5]["bid_prices"] = [0.1 + 0.2] * len(rows[5]["bid_prices"])
+    rows[6]["transaction_time_ns"] = None
+    tampered = pa.RecordBatch.from_pylist(rows, schema=table.schema)
+    for window in (tampered, tampered.slice(1, 40), tampered.slice(7, 60)):
+        try:
+            want: Any = restore_rows(table, fmt, window).to_pylist()
+        except CorruptDataError:
+            want = CorruptDataError
+        try:
+            got: Any = _restore_columnwise(table, fmt, window).to_pylist()
+        except CorruptDataError:
+            got = CorruptDataError
+        assert got == want
+    fixed_rows = [dict(r) for r in rows]
+    for r, original in zip(fixed_rows, dropped.to_pylist(), strict=True):
+        r.update({k: original[k] for k in ("bid_prices", "bid_qtys", "ask_prices",
+                                           "transaction_time_ns")})
+    fixed_rows[5]["bid_prices"] = [0.1 + 0.2] * len(fixed_rows[5]["bid_prices"])
+    repaired = pa.RecordBatch.from_pylist(fixed_rows, schema=table.schema)
+    assert _restore_columnwise(table, fmt, repaired).to_pylist() == \
+        restore_rows(table, fmt, repaired).to_pylist()
+
+
+def test_constant_columns_restore_as_the_reference_does() -> None:
+    # Whole-batch constants (the next funding time of markPrice, st) become one literal; a
+    # constant time that is not a whole ms has no text, as in the reference.
+    from tests.schemas_support import MARK_PRICE
+
+    stream = "btcusdt@markPrice@1s"
+    table = table_for(stream)
+    fmt = formatter_for(table)
+    assert fmt is not None
+    texts = [MARK_PRICE.replace('"E":1789478388001', f'"E":{1789478388001 + i}')
+             for i in range(70)]
+    batch = build_batch(stream, [Message(stream, i, t, 1, i) for i, t in enumerate(texts)])
+    dropped = drop_rows(table, fmt, batch)
+    assert dropped.column("raw").null_count == len(texts)
+    assert _restore_columnwise(table, fmt, dropped).to_pylist() == texts
+    ns = [c.name for c in table.columns if c.kind == NS and c.name != "event_time_ns"]
+    assert ns
+    rows = dropped.to_pylist()
+    for r in rows:
+        r[ns[0]] += 1  # the same constant, now not a whole number of ms
+    tampered = pa.RecordBatch.from_pylist(rows, schema=table.schema)
+    with pytest.raises(CorruptDataError):
+        restore_rows(table, fmt, tampered)
+    with pytest.raises(CorruptDataError):
+        _restore_columnwise(table, fmt, tampered)
