@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recorder._fs import ensure_dir, publish, remove_quietly
+from recorder._rows import messages_batch
 from schemas import layout
-from schemas.checksum import RAW_CHECKSUM_ALGO, hash_rows
+from schemas.checksum import RAW_CHECKSUM_ALGO, hash_arrays, hash_rows
 from schemas.message import Gap, Message
 from schemas.storage import parquet_options, prepare_for_storage
-from schemas.tables import Table, build_batch, table_for
+from schemas.tables import Table, build_batch, build_batch_columns, table_for
 from schemas.version import __version__
 
 CHECKSUM_ALGO = RAW_CHECKSUM_ALGO
@@ -45,6 +46,8 @@ GAP_SCHEMA = pa.schema(_GAP_FIELDS)
 
 ROW_OVERHEAD = 200
 """Bytes counted per buffered row on top of its ``raw`` (Message object, strings)."""
+COMPACT_CHUNKS = 16
+"""Column batches a partition buffers before it merges them (:meth:`OpenPartition._compact`)."""
 
 
 def recorder_version() -> str:
@@ -73,8 +76,12 @@ class OpenPartition:
         self.last_ns = -1
         self.rows = 0
         self.total_bytes = 0
-        self.pending: list[Message] = []
+        self._chunks: list[list[Message] | pa.RecordBatch] = []
+        """Buffered rows in arrival order: runs of messages and column batches
+        (:data:`recorder._rows.COMMON_SCHEMA`, from the writer process's pipe)."""
+        self.pending_rows = 0
         self.pending_bytes = 0
+        self._loose = 0
         self._hash = hashlib.sha256()
         self._writer: pq.ParquetWriter | None = None
         self._tmp: Path | None = None
@@ -86,7 +93,8 @@ class OpenPartition:
 
     def add(self, m: Message) -> None:
         """Buffer one row (the caller has checked it belongs to this window)."""
-        self.pending.append(m)
+        self._run().append(m)
+        self.pending_rows += 1
         n = len(m.raw) + ROW_OVERHEAD  # rough in-memory size: Message object, raw, stream
         self.pending_bytes += n
         self.total_bytes += n
@@ -99,7 +107,44 @@ class OpenPartition:
     def extend(self, msgs: Sequence[Message], first_ns: int, last_ns: int, size: int) -> None:
         """Buffer rows whose times span ``[first_ns, last_ns]`` and weigh ``size`` (as in
         :meth:`add`, summed); the caller has checked they belong to this window."""
-        self.pending.extend(msgs)
+        self._run().extend(msgs)
+        self.pending_rows += len(msgs)
+        self._spanned(first_ns, last_ns, size)
+
+    def extend_columns(self, batch: pa.RecordBatch, first_ns: int, last_ns: int,
+                       size: int) -> None:
+        """Buffer rows given as :data:`recorder._rows.COMMON_SCHEMA` columns, otherwise as
+        :meth:`extend`."""
+        self._chunks.append(batch)
+        self.pending_rows += batch.num_rows
+        self._spanned(first_ns, last_ns, size)
+        self._loose += 1
+        if self._loose >= COMPACT_CHUNKS:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Merge the trailing column batches into one with buffers of its own: the batches
+        of one payload share buffers across streams, so a slowly filling partition would
+        otherwise keep every payload it holds rows of in memory."""
+        chunks = self._chunks
+        i = len(chunks)
+        while i > 0 and not isinstance(chunks[i - 1], list):
+            i -= 1
+        tail = [c for c in chunks[i:] if not isinstance(c, list)]
+        if len(tail) > 1:
+            merged = pa.Table.from_batches(tail).combine_chunks().to_batches()
+            chunks[i:] = merged
+        self._loose = 0
+
+    def _run(self) -> list[Message]:
+        chunks = self._chunks
+        if chunks and isinstance(chunks[-1], list):
+            return chunks[-1]
+        run: list[Message] = []
+        chunks.append(run)
+        return run
+
+    def _spanned(self, first_ns: int, last_ns: int, size: int) -> None:
         self.pending_bytes += size
         self.total_bytes += size
         if last_ns > self.last_ns:
@@ -109,9 +154,13 @@ class OpenPartition:
 
     def flush_rows(self) -> None:
         """Write the buffered rows as one row group."""
-        if not self.pending:
+        if not self.pending_rows:
+            self._chunks = []
             return
-        rows, self.pending = self.pending, []
+        chunks, self._chunks = self._chunks, []
+        self._loose = 0
+        count = self.pending_rows
+        self.pending_rows = 0
         self.pending_bytes = 0
         if self._writer is None:
             directory = self.root / layout.partition_dir(self.stream,
@@ -119,14 +168,26 @@ class OpenPartition:
             ensure_dir(directory, self.root)
             self._tmp = directory / f"{self.first_ns}-open{layout.PARTITION_SUFFIX}.tmp"
             self._writer = _writer(self._tmp, table_for(self.stream), self.level)
-        hash_rows(self._hash, zip([m.recv_ns for m in rows], [m.raw for m in rows],
-                                  strict=True))
         # schemas.storage decides what the live file keeps (e.g. raw only where the parsed
         # columns cannot re-derive it byte-exactly); the checksum covers the original raw.
-        batch = prepare_for_storage(self.stream, build_batch(self.stream, rows),
-                                    compacted=False)
+        batch = prepare_for_storage(self.stream, self._built(chunks), compacted=False)
         self._writer.write_batch(batch)
-        self.rows += len(rows)
+        self.rows += count
+
+    def _built(self, chunks: list[list[Message] | pa.RecordBatch]) -> pa.RecordBatch:
+        """The stored batch of the buffered rows; their content is hashed on the way."""
+        first = chunks[0]
+        if len(chunks) == 1 and isinstance(first, list) and first[0]._data is not None:
+            # Payloads the gap detector already decoded (thread writer): build_batch takes
+            # the typed values from the dicts; the column path would parse them again.
+            rows = first
+            hash_rows(self._hash, zip([m.recv_ns for m in rows], [m.raw for m in rows],
+                                      strict=True))
+            return build_batch(self.stream, rows)
+        batches = [messages_batch(c) if isinstance(c, list) else c for c in chunks]
+        cols = pa.Table.from_batches(batches).combine_chunks().to_batches()[0].columns
+        hash_arrays(self._hash, cols[0], cols[4])
+        return build_batch_columns(self.stream, *cols)
 
     def seal(self) -> Path | None:
         """Write what is left, add metadata, publish atomically; ``None`` if empty."""
@@ -153,7 +214,9 @@ class OpenPartition:
         if self._tmp is not None:
             remove_quietly(self._tmp)
             self._tmp = None
-        self.pending = []
+        self._chunks = []
+        self._loose = 0
+        self.pending_rows = 0
 
     def _metadata(self) -> dict[str, str]:
         return {

@@ -29,6 +29,7 @@ from recorder._partition import (
     recorder_version,
     write_gaps_file,
 )
+from recorder._rows import StreamRows
 from recorder._writer_config import WriterConfig, WriterMode
 from schemas import layout
 from schemas.errors import ArchiveError, StreamNameError
@@ -117,6 +118,30 @@ class PartitionSet:
                 self._add_each(run, segment)
                 continue
             p.extend(run, lo, hi, size)
+            self._pending_total += size
+            if hi > self.clock:
+                self.clock = hi
+        if self._pending_total > cfg.memory_budget_bytes:
+            self._shed_memory()
+
+    def add_rows(self, runs: Sequence[StreamRows], segment: int) -> None:
+        """:meth:`add` for rows given as Arrow columns, one stream per run (the writer
+        process's input): a run that fits its open partition is buffered as it is (no
+        ``Message`` per row); one that rotates, cuts a row group or opens a partition goes
+        row by row through the same path as :meth:`add`."""
+        open_ = self._open
+        cfg = self.config
+        for run in runs:
+            p = open_.get(run.stream)
+            n = len(run)
+            size = run.raw_bytes + ROW_OVERHEAD * n
+            lo, hi = run.first_ns, run.last_ns
+            if (p is None or lo < p.window_start or hi >= p.window_end
+                    or p.total_bytes + size >= cfg.max_partition_bytes
+                    or p.pending_bytes + size >= cfg.row_group_bytes):
+                self._add_each(run.messages(), segment)
+                continue
+            p.extend_columns(run.batch, lo, hi, size)
             self._pending_total += size
             if hi > self.clock:
                 self.clock = hi
@@ -269,7 +294,7 @@ class PartitionSet:
         """Account for ``p`` leaving the open set; returns its row count."""
         self._note_peak(p)
         self._pending_total -= p.pending_bytes
-        return p.rows + len(p.pending)
+        return p.rows + p.pending_rows
 
     def _after_seal(self, path: Path | None, rows: int) -> None:
         if path is not None:

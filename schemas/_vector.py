@@ -83,24 +83,46 @@ def _whole(column: pa.ChunkedArray[Any]) -> pa.Array[Any]:
     return chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
 
 
-def _parse(plan: Plan, raw: pa.Array[Any], texts: Sequence[str]) -> pa.Table | None:
-    """The Arrow JSON parse of ``texts`` (one row each), or ``None`` if it may differ."""
-    n = len(texts)
-    try:
-        joined = "\n".join(texts).encode()
-    except (TypeError, UnicodeEncodeError):  # a lone surrogate: orjson refuses it too
-        return None
-    # One payload per line: no newline inside a payload, every payload opens an object
-    # (so no blank line), and exactly one row per line (checked after the parse).
+def _joined_texts(raw: pa.Array[Any], texts: Sequence[str] | None) -> bytes | None:
+    """The payloads joined by newlines (UTF-8 bytes), ``None`` if the parse may differ.
+
+    One payload per line: no newline inside a payload, every payload opens an object (so no
+    blank line), and exactly one row per line (checked after the parse).
+    """
+    n = len(raw)
+    if texts is not None:
+        try:
+            joined = "\n".join(texts).encode()
+        except (TypeError, UnicodeEncodeError):  # a lone surrogate: orjson refuses it too
+            return None
+        longest = max(map(len, texts))
+    else:
+        if raw.null_count:
+            return None
+        lists = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), raw)
+        joined = cast(Any, pc.binary_join(lists, "\n"))[0].as_buffer().to_pybytes()
+        # UTF-8 bytes >= characters: only texts this long in bytes can be as long in text.
+        lengths: Any = pc.binary_length(cast(Any, raw))
+        longest = pc.max(lengths).as_py()
     if joined.count(b"\n") != n - 1 or any(lit in joined for lit in _NON_JSON):
         return None
     if not pc.all(pc.starts_with(raw, "{")).as_py():
         return None
-    if max(map(len, texts)) >= _MAX_BRACKETS:
+    if longest >= _MAX_BRACKETS:
         # Only a payload this long can hold that many brackets: count them in those.
-        for text in texts:
+        long: Sequence[Any] = texts if texts is not None else raw.filter(
+            cast(Any, pc.greater_equal)(lengths, _MAX_BRACKETS)).to_pylist()
+        for text in long:
             if len(text) >= _MAX_BRACKETS and text.count("[") + text.count("{") >= _MAX_BRACKETS:
                 return None
+    return joined
+
+
+def _parse(plan: Plan, raw: pa.Array[Any], texts: Sequence[str] | None) -> pa.Table | None:
+    """The Arrow JSON parse of ``raw`` (one row each), or ``None`` if it may differ."""
+    joined = _joined_texts(raw, texts)
+    if joined is None:
+        return None
     read = pj.ReadOptions(use_threads=False, block_size=max(len(joined) + 1, 1 << 16))
     try:
         source: Any = pa.BufferReader(joined)
@@ -108,7 +130,7 @@ def _parse(plan: Plan, raw: pa.Array[Any], texts: Sequence[str]) -> pa.Table | N
                              parse_options=plan.parse_options)
     except (pa.ArrowException, ValueError):
         return None
-    return table if table.num_rows == n else None
+    return table if table.num_rows == len(raw) else None
 
 
 def _scalar(col: Col, values: pa.Array[Any]) -> pa.Array[Any]:
@@ -143,14 +165,15 @@ def _levels(col: Col, values: pa.Array[Any]) -> pa.Array[Any] | None:
 
 
 def typed_columns(
-    plan: Plan, raw: pa.Array[Any], texts: Sequence[str], symbol: str | None
+    plan: Plan, raw: pa.Array[Any], texts: Sequence[str] | None, symbol: str | None
 ) -> list[pa.Array[Any]] | None:
     """The typed column arrays of ``texts`` in ``plan`` order, or ``None`` to fall back.
 
-    ``raw`` is ``texts`` as an Arrow string array. ``symbol`` (the stream's) replaces a
-    missing ``symbol`` value, as REST bodies carry none.
+    ``raw`` is ``texts`` as an Arrow string array; with ``texts=None`` the payloads are
+    taken from ``raw`` alone (same result, no Python strings). ``symbol`` (the stream's)
+    replaces a missing ``symbol`` value, as REST bodies carry none.
     """
-    if not texts:
+    if not len(raw):
         return None
     table = _parse(plan, raw, texts)
     if table is None:

@@ -344,6 +344,41 @@ def build_batch(stream: str | StreamName, messages: Sequence[Message]) -> pa.Rec
     return pa.RecordBatch.from_arrays([*common, *typed, fmt], schema=table.schema)
 
 
+def build_batch_columns(
+    stream: str | StreamName,
+    recv_ns: pa.Array[Any],
+    conn_id: pa.Array[Any],
+    seq: pa.Array[Any],
+    source: pa.Array[Any],
+    raw: pa.Array[Any],
+) -> pa.RecordBatch:
+    """:func:`build_batch` of rows given as Arrow columns: the same batch, value for value.
+
+    ``recv_ns``/``seq`` are integer arrays (cast to int64), ``conn_id`` integers cast to
+    int32 (an out-of-range id raises like :func:`build_batch`), ``source`` and ``raw``
+    string arrays (``raw`` without nulls). The typed columns come from the vectorised pass
+    over ``raw`` without building Python strings; a batch that pass cannot take exactly is
+    parsed text by text, as :func:`build_batch` would.
+    """
+    s = _stream(stream)
+    table = table_for(s) if s is not None else UNKNOWN
+    common: list[pa.Array[Any]] = [
+        recv_ns.cast(pa.int64()), conn_id.cast(pa.int32()), seq.cast(pa.int64()),
+        source.cast(pa.string()), raw.cast(pa.string()),
+    ]
+    n = len(raw)
+    fmt = pa.nulls(n, table.schema.field(RAW_FMT).type)
+    if table.extract is None:
+        return pa.RecordBatch.from_arrays([*common, fmt], schema=table.schema)
+    symbol = s.symbol if s else None
+    typed = None
+    if table.plan is not None:
+        typed = typed_columns(table.plan, common[4], None, symbol)
+    if typed is None:
+        typed = _typed_columns(table, symbol, [_decode(t) for t in common[4].to_pylist()])
+    return pa.RecordBatch.from_arrays([*common, *typed, fmt], schema=table.schema)
+
+
 def _decoded_columns(
     table: Table, symbol: str | None, messages: Sequence[Message]
 ) -> list[pa.Array[Any]]:
@@ -362,6 +397,7 @@ __all__ = [
     "UNKNOWN",
     "Table",
     "build_batch",
+    "build_batch_columns",
     "parse_payload",
     "table_for",
 ]
