@@ -34,7 +34,7 @@ from schemas.tables import build_batch, table_for
 
 REFERENCE_ROWS = 4_000
 """Rows per event type timed with the slow per-row reference."""
-ROW_GROUP_BYTES = 2 << 20
+ROW_GROUP_BYTES = 8 << 20
 ROW_OVERHEAD = 200
 """The live writer's row-group flush threshold and per-row weight, when recorder is absent."""
 
