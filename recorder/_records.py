@@ -19,6 +19,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import accumulate
 
 from schemas.message import Gap, GapKind, Message, Source
@@ -90,16 +91,36 @@ def encode_batch(msgs: Sequence[Message], cache: dict[str, bytes] | None = None)
     return _REC.pack(len(body), zlib.crc32(body)) + body
 
 
-def _column(code: str, view: memoryview, pos: int, n: int) -> tuple[list[int], int]:
+def _column(code: str, view: memoryview, pos: int, n: int) -> tuple[array[int], int]:
     col = array(code)
     end = pos + col.itemsize * n
     col.frombytes(view[pos:end])
-    if not _LITTLE:
+    if len(col) != n:
+        raise ValueError("batch record lengths do not add up")
+    if not _LITTLE:  # the record is little-endian; arrays are native
         col.byteswap()
-    return col.tolist(), end
+    return col, end
 
 
-def _decode_batch(body: bytes | memoryview) -> list[Message]:
+@dataclass(frozen=True, slots=True)
+class BatchColumns:
+    """The columns of one batch record body, integers in native byte order."""
+
+    flags: int
+    names: list[str]
+    recv: array[int]
+    conn: array[int]
+    seq: array[int]
+    lens: array[int]
+    idx: array[int]
+    src: bytes
+    data: memoryview
+
+
+def batch_columns(body: bytes | memoryview) -> BatchColumns:
+    """Split a batch record body (as :func:`encode_batch` made it) into its columns.
+
+    Raises ``ValueError`` (or ``struct.error``) when its lengths do not add up."""
     view = memoryview(body)
     _, flags, n, k, nbytes = _BATCH.unpack_from(view)
     pos = _BATCH.size
@@ -115,10 +136,16 @@ def _decode_batch(body: bytes | memoryview) -> list[Message]:
     idx, pos = _column("H", view, pos, n)
     src = bytes(view[pos:pos + n])
     pos += n
-    if len(view) != pos + nbytes or sum(lens) != nbytes:
+    if len(view) != pos + nbytes or len(src) != n or sum(lens) != nbytes:
         raise ValueError("batch record lengths do not add up")
-    data = view[pos:]
-    ends = list(accumulate(lens))
+    return BatchColumns(flags, names, recv, conn, seq, lens, idx, src, view[pos:])
+
+
+def _decode_batch(body: bytes | memoryview) -> list[Message]:
+    b = batch_columns(body)
+    flags, names, n, data, src = b.flags, b.names, len(b.recv), b.data, b.src
+    recv, conn, seq, idx = b.recv.tolist(), b.conn.tolist(), b.seq.tolist(), b.idx.tolist()
+    ends = list(accumulate(b.lens))
     starts = [0, *ends[:-1]]
     if flags & _F_ASCII:
         text = str(data, "ascii")

@@ -12,7 +12,6 @@ message records are decoded as messages and appended the same way.
 from __future__ import annotations
 
 import struct
-import sys
 import zlib
 from array import array
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recorder._records import _BATCH, _F_ASCII, _REC, _T_BATCH, decode_records
+from recorder._records import _F_ASCII, _REC, _T_BATCH, batch_columns, decode_records
 from schemas.message import Message, Source
 
 ROWS_SCHEMA = pa.schema([
@@ -40,7 +39,6 @@ stored types once per row group by :func:`schemas.tables.build_batch_columns`.""
 _SOURCES = (Source.WS, Source.REST)  # record codes 0, 1 (recorder._records)
 _SOURCE_TEXT = pa.array([s.value for s in _SOURCES], pa.string())
 _SOURCE_CODE = {s: i for i, s in enumerate(_SOURCES)}
-_LITTLE = sys.byteorder == "little"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,33 +119,16 @@ class _Columns:
 
     def add_batch(self, body: memoryview) -> None:
         """Append the rows of one batch record body (as ``recorder._records`` made it)."""
-        _, flags, n, k, nbytes = _BATCH.unpack_from(body)
-        pos = _BATCH.size
-        local = []
-        for _ in range(k):
-            (size,) = struct.unpack_from("<H", body, pos)
-            local.append(self.stream(bytes(body[pos + 2:pos + 2 + size]).decode()))
-            pos += 2 + size
-        recv, pos = _column("q", body, pos, n)
-        conn, pos = _column("q", body, pos, n)
-        seq, pos = _column("q", body, pos, n)
-        lens, pos = _column("I", body, pos, n)
-        idx, pos = _column("H", body, pos, n)
-        src = bytes(body[pos:pos + n])
-        pos += n
-        if len(body) != pos + nbytes or len(src) != n:
-            raise ValueError("batch record lengths do not add up")
-        if not _LITTLE:  # the record is little-endian, Arrow buffers native
-            for col in (recv, conn, seq, lens, idx):
-                col.byteswap()
-        if sum(lens) != nbytes:
-            raise ValueError("batch record lengths do not add up")
+        b = batch_columns(body)
+        local = [self.stream(name) for name in b.names]
+        recv, conn, seq, lens, idx, src = b.recv, b.conn, b.seq, b.lens, b.idx, b.src
+        n = len(recv)
         if src.count(0) + src.count(1) != n:
             raise ValueError("unknown source code")
-        data = bytes(body[pos:])
-        if not (flags & _F_ASCII and data.isascii()):
+        data = bytes(b.data)
+        if not (b.flags & _F_ASCII and data.isascii()):
             data.decode()  # UnicodeDecodeError on a damaged text, as decode_batch
-        if k == 1 and idx.count(0) == n:
+        if len(local) == 1 and idx.count(0) == n:
             self.idx.extend(array("H", local) * n)
         else:
             self.idx.extend(array("H", [local[i] for i in idx]))  # IndexError: bad index
