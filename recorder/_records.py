@@ -18,7 +18,7 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -189,12 +189,12 @@ def _decode(body: bytes | memoryview) -> Message | Gap | list[Message]:
     raise ValueError(f"unknown record type {body[0]}")
 
 
-def decode_records(plain: bytes | memoryview) -> list[Message | Gap]:
-    """Every record of a decompressed block (or a writer pipe payload), in order.
+def record_bodies(plain: bytes | memoryview) -> Iterator[memoryview]:
+    """The checksummed body of every framed record of a decompressed block (or a writer pipe
+    payload), in order.
 
-    Raises ``ValueError`` at the first damaged record."""
+    Raises ``ValueError`` at the first truncated or damaged record."""
     view = memoryview(plain)
-    out: list[Message | Gap] = []
     pos, size = 0, len(view)
     while pos < size:
         if pos + _REC.size > size:
@@ -203,15 +203,29 @@ def decode_records(plain: bytes | memoryview) -> list[Message | Gap]:
         body = view[pos + _REC.size:pos + _REC.size + n]
         if len(body) != n or n == 0 or zlib.crc32(body) != crc:
             raise ValueError("record checksum mismatch")
-        try:
-            rec = _decode(body)
-        except (struct.error, IndexError, UnicodeDecodeError) as exc:
-            raise ValueError(f"undecodable record: {exc}") from exc
+        yield body
+        pos += _REC.size + n
+
+
+def decode_body(body: memoryview) -> Message | Gap | list[Message]:
+    """One record body (from :func:`record_bodies`) decoded; ``ValueError`` if it cannot be."""
+    try:
+        return _decode(body)
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"undecodable record: {exc}") from exc
+
+
+def decode_records(plain: bytes | memoryview) -> list[Message | Gap]:
+    """Every record of a decompressed block (or a writer pipe payload), in order.
+
+    Raises ``ValueError`` at the first damaged record."""
+    out: list[Message | Gap] = []
+    for body in record_bodies(plain):
+        rec = decode_body(body)
         if isinstance(rec, list):
             out.extend(rec)
         else:
             out.append(rec)
-        pos += _REC.size + n
     return out
 
 

@@ -12,7 +12,6 @@ message records are decoded as messages and appended the same way.
 from __future__ import annotations
 
 import struct
-import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recorder._records import _F_ASCII, _REC, _T_BATCH, batch_columns, decode_records
+from recorder._records import _F_ASCII, _T_BATCH, batch_columns, decode_body, record_bodies
 from schemas.message import Message, Source
 
 ROWS_SCHEMA = pa.schema([
@@ -195,25 +194,16 @@ def decode_stream_rows(plain: bytes | memoryview) -> list[StreamRows]:
     per payload, however many records it holds.
 
     Raises ``ValueError`` at the first damaged record (as :func:`decode_records`)."""
-    view = memoryview(plain)
     cols = _Columns()
-    pos, size = 0, len(view)
-    while pos < size:
-        if pos + _REC.size > size:
-            raise ValueError("truncated record header")
-        n, crc = _REC.unpack_from(view, pos)
-        body = view[pos + _REC.size:pos + _REC.size + n]
-        if len(body) != n or n == 0 or zlib.crc32(body) != crc:
-            raise ValueError("record checksum mismatch")
+    for body in record_bodies(plain):
+        if body[0] != _T_BATCH:
+            rec = decode_body(body)
+            cols.add_messages([rec] if isinstance(rec, Message) else [])
+            continue
         try:
-            if body[0] == _T_BATCH:
-                cols.add_batch(body)
-            else:
-                cols.add_messages([r for r in decode_records(view[pos:pos + _REC.size + n])
-                                   if isinstance(r, Message)])
+            cols.add_batch(body)
         except (struct.error, IndexError, UnicodeDecodeError) as exc:
             raise ValueError(f"undecodable record: {exc}") from exc
-        pos += _REC.size + n
     try:
         return cols.rows()
     except (OverflowError, pa.ArrowException) as exc:
